@@ -1,0 +1,24 @@
+//! Raft for bm: the openraft type configuration, and durable log and
+//! state-machine storage on fjall.
+//!
+//! This crate knows how to replicate and store opaque commands, not what a
+//! job is: the application plugs in through [`Machine`], a deterministic
+//! function of (state, command bytes). That keeps the replicated core testable
+//! without Raft, and Raft testable without jobs.
+
+pub mod codec;
+mod error;
+mod log_store;
+mod machine;
+mod network_none;
+mod sm_store;
+mod storage;
+mod types;
+
+pub use error::FatalStorage;
+pub use log_store::LogStore;
+pub use machine::{Machine, MachineError};
+pub use network_none::NoNetwork;
+pub use sm_store::{AppliedWatch, SmStore};
+pub use storage::Storage;
+pub use types::{NodeId, NodeInfo, Payload, Raft, TypeConfig};

@@ -1,0 +1,229 @@
+//! The state-machine side of Raft storage.
+//!
+//! The application state lives in memory (a [`Machine`]); durability comes
+//! from the log plus snapshots kept in fjall. On start the last snapshot is
+//! restored and openraft re-applies the committed log after it, so a state
+//! acknowledged to a client survives `kill -9`.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    EntryPayload, ErrorSubject, ErrorVerb, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use tokio::sync::watch;
+
+use crate::codec;
+use crate::error::FatalStorage;
+use crate::machine::Machine;
+use crate::types::{NodeId, NodeInfo, Payload, TypeConfig};
+
+const SNAP_META: &[u8] = b"meta";
+const SNAP_DATA: &[u8] = b"data";
+
+/// A receiver that changes whenever a log index is applied; readers wait on
+/// it (long-poll, SSE) instead of polling the state.
+pub type AppliedWatch = watch::Receiver<u64>;
+
+struct Inner<M> {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, NodeInfo>,
+    machine: M,
+    snapshots_built: u64,
+}
+
+/// State-machine storage: the in-memory [`Machine`] plus fjall-kept snapshots.
+pub struct SmStore<M: Machine> {
+    inner: Arc<RwLock<Inner<M>>>,
+    db: Database,
+    snaps: Keyspace,
+    applied: Arc<watch::Sender<u64>>,
+}
+
+impl<M: Machine> Clone for SmStore<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            db: self.db.clone(),
+            snaps: self.snaps.clone(),
+            applied: self.applied.clone(),
+        }
+    }
+}
+
+impl<M: Machine> SmStore<M> {
+    /// Opens the snapshot keyspace in `db` and restores the last snapshot, if any.
+    pub fn open(db: &Database) -> Result<Self, StorageError<NodeId>> {
+        let snaps =
+            db.keyspace("raft_snapshot", KeyspaceCreateOptions::default).fatal(ErrorSubject::Store, ErrorVerb::Read)?;
+        let mut inner = Inner {
+            last_applied: None,
+            membership: StoredMembership::default(),
+            machine: M::default(),
+            snapshots_built: 0,
+        };
+        let this_snaps = snaps.clone();
+        if let Some((meta, data)) = read_snapshot(&this_snaps)? {
+            inner.machine = restore::<M>(&meta, &data)?;
+            inner.last_applied = meta.last_log_id;
+            inner.membership = meta.last_membership.clone();
+        }
+        let idx = inner.last_applied.map(|l| l.index).unwrap_or(0);
+        Ok(Self {
+            inner: Arc::new(RwLock::new(inner)),
+            db: db.clone(),
+            snaps,
+            applied: Arc::new(watch::channel(idx).0),
+        })
+    }
+
+    /// Runs `f` on the current state (a local, possibly stale, read).
+    pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
+        f(&self.inner.read().expect("state lock poisoned").machine)
+    }
+
+    /// Index of the last applied entry.
+    pub fn last_applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    /// Subscribes to "something was applied" notifications.
+    pub fn watch(&self) -> AppliedWatch {
+        self.applied.subscribe()
+    }
+
+    fn save_snapshot(&self, meta: &SnapshotMeta<NodeId, NodeInfo>, data: &[u8]) -> Result<(), StorageError<NodeId>> {
+        let subject = ErrorSubject::Snapshot(Some(meta.signature()));
+        let meta_bytes = codec::encode("snapshot meta", meta).fatal(subject.clone(), ErrorVerb::Write)?;
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
+        batch.insert(&self.snaps, SNAP_META, meta_bytes);
+        batch.insert(&self.snaps, SNAP_DATA, data.to_vec());
+        batch.commit().fatal(subject, ErrorVerb::Write)
+    }
+}
+
+type SnapPair = (SnapshotMeta<NodeId, NodeInfo>, Vec<u8>);
+
+fn read_snapshot(snaps: &Keyspace) -> Result<Option<SnapPair>, StorageError<NodeId>> {
+    let subject = ErrorSubject::Snapshot(None);
+    let Some(meta) = snaps.get(SNAP_META).fatal(subject.clone(), ErrorVerb::Read)? else {
+        return Ok(None);
+    };
+    let meta = codec::decode("snapshot meta", &meta).fatal(subject.clone(), ErrorVerb::Read)?;
+    let data = snaps.get(SNAP_DATA).fatal(subject.clone(), ErrorVerb::Read)?.map(|d| d.to_vec()).unwrap_or_default();
+    Ok(Some((meta, data)))
+}
+
+fn restore<M: Machine>(meta: &SnapshotMeta<NodeId, NodeInfo>, data: &[u8]) -> Result<M, StorageError<NodeId>> {
+    M::restore(data).map_err(|e| {
+        StorageIOError::new(
+            ErrorSubject::Snapshot(Some(meta.signature())),
+            ErrorVerb::Read,
+            openraft::AnyError::new(&e),
+        )
+        .into()
+    })
+}
+
+impl<M: Machine> RaftSnapshotBuilder<TypeConfig> for SmStore<M> {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+        let (meta, data) = {
+            let mut inner = self.inner.write().expect("state lock poisoned");
+            let data = inner.machine.snapshot().map_err(|e| {
+                StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, openraft::AnyError::new(&e))
+            })?;
+            inner.snapshots_built += 1;
+            let id = match inner.last_applied {
+                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, inner.snapshots_built),
+                None => format!("none-{}", inner.snapshots_built),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: inner.last_applied,
+                last_membership: inner.membership.clone(),
+                snapshot_id: id,
+            };
+            (meta, data)
+        };
+        self.save_snapshot(&meta, &data)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+    }
+}
+
+impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StorageError<NodeId>> {
+        let inner = self.inner.read().expect("state lock poisoned");
+        Ok((inner.last_applied, inner.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Payload>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let mut out = Vec::new();
+        let mut last = None;
+        {
+            let mut inner = self.inner.write().expect("state lock poisoned");
+            for e in entries {
+                inner.last_applied = Some(e.log_id);
+                last = Some(e.log_id.index);
+                let resp = match e.payload {
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Normal(Payload(cmd)) => inner.machine.apply(e.log_id.index, &cmd).map_err(|err| {
+                        StorageIOError::new(
+                            ErrorSubject::Apply(e.log_id),
+                            ErrorVerb::Read,
+                            openraft::AnyError::new(&err),
+                        )
+                    })?,
+                    EntryPayload::Membership(m) => {
+                        inner.membership = StoredMembership::new(Some(e.log_id), m);
+                        Vec::new()
+                    }
+                };
+                out.push(Payload(resp));
+            }
+        }
+        if let Some(i) = last {
+            self.applied.send_replace(i);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, NodeInfo>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        let data = snapshot.into_inner();
+        let machine = restore::<M>(meta, &data)?;
+        self.save_snapshot(meta, &data)?;
+        {
+            let mut inner = self.inner.write().expect("state lock poisoned");
+            inner.machine = machine;
+            inner.last_applied = meta.last_log_id;
+            inner.membership = meta.last_membership.clone();
+        }
+        self.applied.send_replace(meta.last_log_id.map(|l| l.index).unwrap_or(0));
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(read_snapshot(&self.snaps)?.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}

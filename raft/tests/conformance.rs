@@ -1,0 +1,37 @@
+//! openraft's own storage conformance suite, run against the fjall storage.
+
+use bm_raft::{LogStore, Machine, MachineError, SmStore, Storage, TypeConfig};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::StorageError;
+
+/// The suite never applies normal entries, so an empty machine will do.
+#[derive(Default)]
+struct Nothing;
+
+impl Machine for Nothing {
+    fn apply(&mut self, _index: u64, _command: &[u8]) -> Result<Vec<u8>, MachineError> {
+        Ok(Vec::new())
+    }
+    fn snapshot(&self) -> Result<Vec<u8>, MachineError> {
+        Ok(Vec::new())
+    }
+    fn restore(_bytes: &[u8]) -> Result<Self, MachineError> {
+        Ok(Nothing)
+    }
+}
+
+struct FjallBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, SmStore<Nothing>, tempfile::TempDir> for FjallBuilder {
+    async fn build(&self) -> Result<(tempfile::TempDir, LogStore, SmStore<Nothing>), StorageError<u64>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Storage::<Nothing>::open(dir.path()).expect("open storage");
+        Ok((dir, s.log, s.sm))
+    }
+}
+
+#[test]
+fn openraft_storage_suite() -> Result<(), StorageError<u64>> {
+    Suite::test_all(FjallBuilder)?;
+    Ok(())
+}
