@@ -1,0 +1,357 @@
+//! A typed client for the bm HTTP API.
+//!
+//! It takes a list of node URLs and fails over to the next one when a node
+//! cannot be reached or says it is unavailable, so callers need not know
+//! which node is up.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::factories::*;
+use crate::jobs::*;
+use crate::targets::*;
+use crate::users::*;
+use crate::workers::*;
+
+/// Why a call failed. Callers tell an API answer (with its stable code) from
+/// a transport failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{status}: {error}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error body.
+        error: ApiError,
+    },
+    /// No node could be reached.
+    #[error("cannot reach bm at {urls}: {message}")]
+    Transport {
+        /// The URLs tried.
+        urls: String,
+        /// The last failure.
+        message: String,
+    },
+    /// The answer was not what the API promises.
+    #[error("unexpected answer from {url}: {message}")]
+    Protocol {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ClientError {
+    /// The API error code, if the server answered.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+}
+
+/// A handle on the API of a bm cluster.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    urls: Arc<Vec<String>>,
+    current: Arc<AtomicUsize>,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the nodes at `urls` (tried in turn) with a bearer token.
+    pub fn new(urls: Vec<String>, token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_max_idle_per_host(512)
+            .build()
+            .expect("build HTTP client");
+        let urls = urls.into_iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        Self { http, urls: Arc::new(urls), current: Arc::new(AtomicUsize::new(0)), token }
+    }
+
+    /// The node URLs this client knows.
+    pub fn urls(&self) -> &[String] {
+        &self.urls
+    }
+
+    /// Sends a request, failing over between nodes on transport errors and
+    /// `unavailable` answers. Returns the raw response on success.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let n = self.urls.len().max(1);
+        let start = self.current.load(Ordering::Relaxed);
+        let mut last = String::from("no node URL configured");
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let Some(base) = self.urls.get(idx) else { break };
+            let url = format!("{base}/{}/{}", crate::PREFIX, path.trim_start_matches('/'));
+            let mut req = self.http.request(method.clone(), &url).query(query);
+            if let Some(t) = &self.token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    self.current.store(idx, Ordering::Relaxed);
+                    return Ok(resp);
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let text = resp.text().await.unwrap_or_default();
+                    let error = serde_json::from_str::<ApiError>(&text).unwrap_or_else(|_| {
+                        ApiError::new(code_for(status), format!("HTTP {status} from {url}: {}", text.trim()))
+                    });
+                    if error.code == ErrorCode::Unavailable && i + 1 < n {
+                        last = error.message;
+                        continue;
+                    }
+                    return Err(ClientError::Api { status: status.as_u16(), error });
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(ClientError::Transport { urls: self.urls.join(","), message: last })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(method, path, query, body.as_ref()).await?;
+        let url = resp.url().to_string();
+        let bytes =
+            resp.bytes().await.map_err(|e| ClientError::Protocol { url: url.clone(), message: e.to_string() })?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol { url, message: e.to_string() })
+    }
+
+    fn json<B: Serialize>(b: &B) -> Option<serde_json::Value> {
+        Some(serde_json::to_value(b).expect("request types serialise"))
+    }
+
+    /// Who am I?
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.call(Method::GET, "whoami", &[], None).await
+    }
+
+    /// Lists users (admin).
+    pub async fn users(&self) -> Result<Vec<User>, ClientError> {
+        self.call(Method::GET, "users", &[], None).await
+    }
+
+    /// Creates a user (admin); the answer holds its token.
+    pub async fn user_create(&self, req: &UserCreate) -> Result<UserCreated, ClientError> {
+        self.call(Method::POST, "users", &[], Self::json(req)).await
+    }
+
+    /// Shows a user by id or name (admin).
+    pub async fn user(&self, user: &str) -> Result<User, ClientError> {
+        self.call(Method::GET, &format!("users/{}", enc(user)), &[], None).await
+    }
+
+    /// Grants a privilege (admin).
+    pub async fn user_grant(&self, user: &str, privilege: &str) -> Result<User, ClientError> {
+        self.call(Method::PUT, &format!("users/{}/privileges/{}", enc(user), enc(privilege)), &[], None).await
+    }
+
+    /// Revokes a privilege (admin).
+    pub async fn user_revoke(&self, user: &str, privilege: &str) -> Result<User, ClientError> {
+        self.call(Method::DELETE, &format!("users/{}/privileges/{}", enc(user), enc(privilege)), &[], None).await
+    }
+
+    /// Lists targets.
+    pub async fn targets(&self) -> Result<Vec<Target>, ClientError> {
+        self.call(Method::GET, "targets", &[], None).await
+    }
+
+    /// Creates a target (admin).
+    pub async fn target_create(&self, req: &TargetCreate) -> Result<Target, ClientError> {
+        self.call(Method::POST, "targets", &[], Self::json(req)).await
+    }
+
+    /// Sets or clears a target's redirect (admin).
+    pub async fn target_redirect(&self, target: &str, redirect: Option<String>) -> Result<Target, ClientError> {
+        let body = TargetRedirect { redirect };
+        self.call(Method::PUT, &format!("targets/{}/redirect", enc(target)), &[], Self::json(&body)).await
+    }
+
+    /// Submits a job.
+    pub async fn job_submit(&self, req: &JobSubmit) -> Result<Job, ClientError> {
+        self.call(Method::POST, "jobs", &[], Self::json(req)).await
+    }
+
+    /// Lists jobs.
+    pub async fn jobs(&self, q: &JobListQuery) -> Result<Vec<Job>, ClientError> {
+        let mut query = Vec::new();
+        if let Some(s) = q.state {
+            query.push(("state", s.as_str().to_string()));
+        }
+        if let Some(o) = &q.owner {
+            query.push(("owner", o.clone()));
+        }
+        if let Some(t) = &q.tag {
+            query.push(("tag", t.clone()));
+        }
+        if let Some(t) = &q.target {
+            query.push(("target", t.clone()));
+        }
+        if let Some(l) = q.limit {
+            query.push(("limit", l.to_string()));
+        }
+        self.call(Method::GET, "jobs", &query, None).await
+    }
+
+    /// Shows a job.
+    pub async fn job(&self, id: &str) -> Result<Job, ClientError> {
+        self.call(Method::GET, &format!("jobs/{}", enc(id)), &[], None).await
+    }
+
+    /// Cancels a job.
+    pub async fn job_cancel(&self, id: &str) -> Result<Job, ClientError> {
+        self.call(Method::POST, &format!("jobs/{}/cancel", enc(id)), &[], None).await
+    }
+
+    /// Reads events from `minseq`, waiting up to `wait` seconds for some.
+    pub async fn job_events(&self, id: &str, minseq: u64, wait: Option<u64>) -> Result<EventsPage, ClientError> {
+        let mut q = vec![("minseq", minseq.to_string())];
+        if let Some(w) = wait {
+            q.push(("wait", w.to_string()));
+        }
+        self.call(Method::GET, &format!("jobs/{}/events", enc(id)), &q, None).await
+    }
+
+    /// Lists a job's outputs.
+    pub async fn job_outputs(&self, id: &str) -> Result<Vec<JobOutput>, ClientError> {
+        self.call(Method::GET, &format!("jobs/{}/outputs", enc(id)), &[], None).await
+    }
+
+    /// Starts downloading one output; the caller streams the body.
+    pub async fn job_output_download(&self, id: &str, output: &str) -> Result<reqwest::Response, ClientError> {
+        self.send(Method::GET, &format!("jobs/{}/outputs/{}", enc(id), enc(output)), &[], None).await
+    }
+
+    /// Lists a job's store.
+    pub async fn job_store(&self, id: &str) -> Result<std::collections::BTreeMap<String, StoreValue>, ClientError> {
+        self.call(Method::GET, &format!("jobs/{}/store", enc(id)), &[], None).await
+    }
+
+    /// Reads one job-store value.
+    pub async fn job_store_get(&self, id: &str, name: &str) -> Result<StoreValue, ClientError> {
+        self.call(Method::GET, &format!("jobs/{}/store/{}", enc(id), enc(name)), &[], None).await
+    }
+
+    /// Writes one job-store value.
+    pub async fn job_store_put(&self, id: &str, name: &str, put: &StorePut) -> Result<StoreValue, ClientError> {
+        self.call(Method::PUT, &format!("jobs/{}/store/{}", enc(id), enc(name)), &[], Self::json(put)).await
+    }
+
+    /// Lists factories (admin).
+    pub async fn factories(&self) -> Result<Vec<Factory>, ClientError> {
+        self.call(Method::GET, "factories", &[], None).await
+    }
+
+    /// Registers a factory (admin); the answer holds its token.
+    pub async fn factory_create(&self, req: &FactoryCreate) -> Result<FactoryCreated, ClientError> {
+        self.call(Method::POST, "factories", &[], Self::json(req)).await
+    }
+
+    /// Enables or disables a factory (admin).
+    pub async fn factory_enable(&self, factory: &str, enabled: bool) -> Result<Factory, ClientError> {
+        let verb = if enabled { "enable" } else { "disable" };
+        self.call(Method::POST, &format!("factories/{}/{verb}", enc(factory)), &[], None).await
+    }
+
+    /// Factory: takes a worker request for one of `targets`, if any is waiting.
+    pub async fn factory_lease(&self, req: &LeaseRequest) -> Result<Option<WorkerLease>, ClientError> {
+        self.call(Method::POST, "factory/lease", &[], Self::json(req)).await
+    }
+
+    /// Factory: reports the instance made for a worker.
+    pub async fn factory_instance(&self, worker: &str, instance_id: &str) -> Result<Worker, ClientError> {
+        let body = InstanceReport { instance_id: instance_id.to_string() };
+        self.call(Method::POST, &format!("factory/workers/{}/instance", enc(worker)), &[], Self::json(&body)).await
+    }
+
+    /// Factory: reports a worker destroyed.
+    pub async fn factory_destroyed(&self, worker: &str) -> Result<Worker, ClientError> {
+        self.call(Method::POST, &format!("factory/workers/{}/destroyed", enc(worker)), &[], None).await
+    }
+
+    /// Factory: lists this factory's workers that are not destroyed (for reaping).
+    pub async fn factory_workers(&self) -> Result<Vec<Worker>, ClientError> {
+        self.call(Method::GET, "factory/workers", &[], None).await
+    }
+
+    /// Lists workers (admin); `all` includes destroyed ones.
+    pub async fn workers(&self, all: bool) -> Result<Vec<Worker>, ClientError> {
+        self.call(Method::GET, "workers", &[("all", all.to_string())], None).await
+    }
+
+    /// Holds, releases or recycles a worker (admin): `action` is `hold`, `release` or `recycle`.
+    pub async fn worker_action(&self, worker: &str, action: &str) -> Result<Worker, ClientError> {
+        self.call(Method::POST, &format!("workers/{}/{}", enc(worker), enc(action)), &[], None).await
+    }
+
+    /// Reads whether new work is held (admin).
+    pub async fn control(&self) -> Result<Control, ClientError> {
+        self.call(Method::GET, "control", &[], None).await
+    }
+
+    /// Holds (`true`) or resumes (`false`) the start of new work (admin).
+    pub async fn control_hold(&self, hold: bool) -> Result<Control, ClientError> {
+        let verb = if hold { "hold" } else { "resume" };
+        self.call(Method::POST, &format!("control/{verb}"), &[], None).await
+    }
+}
+
+/// Cluster-wide control switches.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Control {
+    /// When true, no new job is assigned and no worker requested.
+    pub hold: bool,
+}
+
+fn code_for(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        400 | 405 | 413 | 415 | 422 => ErrorCode::BadRequest,
+        401 => ErrorCode::Unauthorized,
+        403 => ErrorCode::Forbidden,
+        404 => ErrorCode::NotFound,
+        409 => ErrorCode::Conflict,
+        503 => ErrorCode::Unavailable,
+        _ => ErrorCode::Internal,
+    }
+}
+
+/// Percent-encodes one path segment.
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
