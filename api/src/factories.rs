@@ -18,7 +18,7 @@ pub struct Factory {
 }
 
 /// Request to register a factory.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FactoryCreate {
     /// Unique name.
@@ -26,7 +26,7 @@ pub struct FactoryCreate {
 }
 
 /// A registered factory and its bearer token, shown this once.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct FactoryCreated {
     /// The factory.
     pub factory: Factory,
@@ -35,7 +35,7 @@ pub struct FactoryCreated {
 }
 
 /// A factory asks for a worker request it can fulfil.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
     /// Targets this factory can make workers for.
@@ -46,7 +46,7 @@ pub struct LeaseRequest {
 }
 
 /// A worker the factory must now create.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerLease {
     /// The worker's id.
     pub worker: String,
@@ -57,7 +57,7 @@ pub struct WorkerLease {
 }
 
 /// The factory reports the instance it made for a worker.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceReport {
     /// Provider-specific instance id (sandbox id, EC2 instance id, lab host).

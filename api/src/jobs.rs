@@ -212,7 +212,7 @@ pub struct EventsQuery {
 }
 
 /// A page of events; `job_state` tells the reader whether to keep polling.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EventsPage {
     /// Events with `seq >= minseq`.
     pub events: Vec<JobEvent>,

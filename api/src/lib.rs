@@ -9,6 +9,7 @@ pub mod client;
 pub mod error;
 pub mod factories;
 pub mod jobs;
+pub mod output_rule;
 pub mod targets;
 pub mod users;
 pub mod workers;

@@ -20,7 +20,7 @@ pub struct Target {
 }
 
 /// Request to create a target.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetCreate {
     /// Unique name.
@@ -37,7 +37,7 @@ pub struct TargetCreate {
 }
 
 /// Request to change a target's redirect.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetRedirect {
     /// New redirect, or none to clear it.

@@ -18,7 +18,7 @@ pub struct User {
 }
 
 /// Request to create a user.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
     /// Unique name: letters, digits, `-`, `_`, `.`, 1 to 64 characters.
@@ -29,7 +29,7 @@ pub struct UserCreate {
 }
 
 /// A created user and its bearer token, shown this once.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UserCreated {
     /// The new user.
     pub user: User,
@@ -38,7 +38,7 @@ pub struct UserCreated {
 }
 
 /// Who the caller is.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WhoAmI {
     /// User id, or `admin` for the cluster's admin token.
     pub id: String,

@@ -1,1 +1,15 @@
-//! placeholder
+//! The bm server: the replicated state machine, the HTTP API, the scheduler.
+
+pub mod auth;
+pub mod blobs;
+pub mod config;
+pub mod http;
+pub mod node;
+pub mod openapi;
+pub mod scheduler;
+pub mod server;
+pub mod sm;
+
+pub use config::NodeConfig;
+pub use node::Node;
+pub use server::{start, Running};

@@ -1,0 +1,97 @@
+//! A job's event stream: long-poll and server-sent events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bm_api::jobs::{EventsPage, EventsQuery};
+use bm_api::ApiError;
+use futures::Stream;
+use tokio::time::Instant;
+use warp::reply::Response;
+use warp::Reply as _;
+
+use super::jobs::visible;
+use super::{reply, Ctx};
+
+/// Most events one page carries.
+const PAGE: usize = 10_000;
+/// Longest long-poll.
+const MAX_WAIT: u64 = 60;
+
+fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
+    ctx.node.read(|s| {
+        let rec = visible(s, ctx, job)?;
+        let from = (minseq as usize).min(rec.events.len());
+        let to = (from + PAGE).min(rec.events.len());
+        Ok(EventsPage { events: rec.events[from..to].to_vec(), job_state: rec.job.state })
+    })
+}
+
+/// Events from `minseq`; with `wait`, holds the request until there are
+/// some, the job ends, or the wait runs out.
+#[utoipa::path(get, path = "/v1/jobs/{job}/events", tag = "jobs", params(("job" = String, Path), EventsQuery),
+    responses((status = 200, body = EventsPage), (status = 404, body = ApiError)))]
+pub async fn long_poll(ctx: Ctx, job: String, raw_query: String) -> Result<EventsPage, ApiError> {
+    let q: EventsQuery = reply::query(&raw_query)?;
+    let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT));
+    let mut watch = ctx.node.watch();
+    loop {
+        watch.borrow_and_update();
+        let p = page(&ctx, &job, q.minseq)?;
+        if !p.events.is_empty() || p.job_state.is_terminal() || Instant::now() >= deadline {
+            return Ok(p);
+        }
+        if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
+            return page(&ctx, &job, q.minseq);
+        }
+    }
+}
+
+/// The same events as a `text/event-stream`: each event's `id` is its
+/// sequence number, its `event` the stream name, its data the JSON event.
+/// The stream ends after the job's last event.
+#[utoipa::path(get, path = "/v1/jobs/{job}/events/sse", tag = "jobs", params(("job" = String, Path), EventsQuery),
+    responses((status = 200, description = "server-sent events", content_type = "text/event-stream")))]
+pub async fn sse(ctx: Ctx, job: String, raw_query: String) -> Response {
+    let q: EventsQuery = match reply::query(&raw_query) {
+        Ok(q) => q,
+        Err(e) => return reply::error(&e),
+    };
+    if let Err(e) = page(&ctx, &job, u64::MAX) {
+        return reply::error(&e);
+    }
+    let stream = event_stream(ctx, job, q.minseq);
+    warp::sse::reply(warp::sse::keep_alive().stream(stream)).into_response()
+}
+
+fn event_stream(ctx: Ctx, job: String, minseq: u64) -> impl Stream<Item = Result<warp::sse::Event, Infallible>> {
+    let watch = ctx.node.watch();
+    let state = (ctx, job, minseq, watch, std::collections::VecDeque::<bm_api::jobs::JobEvent>::new(), false);
+    futures::stream::unfold(state, |(ctx, job, mut next, mut watch, mut queue, mut done)| async move {
+        loop {
+            if let Some(e) = queue.pop_front() {
+                let ev = warp::sse::Event::default()
+                    .id(e.seq.to_string())
+                    .event(serde_json::to_value(&e).ok()?.get("stream")?.as_str()?.to_string())
+                    .json_data(&e)
+                    .ok()?;
+                next = e.seq + 1;
+                return Some((Ok(ev), (ctx, job, next, watch, queue, done)));
+            }
+            if done {
+                return None;
+            }
+            watch.borrow_and_update();
+            let p = page(&ctx, &job, next).ok()?;
+            if p.events.is_empty() {
+                if p.job_state.is_terminal() {
+                    done = true;
+                    continue;
+                }
+                watch.changed().await.ok()?;
+                continue;
+            }
+            queue.extend(p.events);
+        }
+    })
+}

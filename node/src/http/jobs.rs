@@ -1,0 +1,160 @@
+//! Jobs: submit, list, show, cancel, the job store and outputs.
+
+use std::collections::BTreeMap;
+
+use bm_api::jobs::{Job, JobListQuery, JobOutput, JobSubmit, StorePut, StoreValue};
+use bm_api::{ApiError, ErrorCode};
+use bytes::Bytes;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply as _;
+
+use super::users::unexpected;
+use super::{reply, Ctx};
+use crate::sm::{Command, JobRecord, Reply, State};
+
+/// Most jobs one list returns when no limit is given.
+const DEFAULT_LIST_LIMIT: usize = 1000;
+
+/// Submits a job.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobSubmit,
+    responses((status = 200, body = Job), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn submit(ctx: Ctx, raw: Bytes) -> Result<Job, ApiError> {
+    let caller = ctx.caller()?;
+    let owner = caller.owner()?.to_string();
+    let submit: JobSubmit = reply::body(&raw)?;
+    let cmd = Command::SubmitJob { id: ulid::Ulid::new().to_string(), owner, submit, time: chrono::Utc::now() };
+    match ctx.node.propose(cmd).await? {
+        Reply::Job(j) => Ok(*j),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Lists jobs, newest first: the caller's own, or everyone's for admins.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobListQuery), responses((status = 200, body = Vec<Job>)))]
+pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Job>, ApiError> {
+    let caller = ctx.caller()?;
+    let me = caller.owner()?.to_string();
+    let q: JobListQuery = reply::query(&raw_query)?;
+    let tag = match &q.tag {
+        Some(t) => match t.split_once('=') {
+            Some((k, v)) => Some((k.to_string(), v.to_string())),
+            None => return Err(ApiError::new(ErrorCode::BadRequest, format!("tag filter {t:?} must be KEY=VALUE"))),
+        },
+        None => None,
+    };
+    let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+    Ok(ctx.node.read(|s| {
+        let owner = q.owner.as_ref().map(|o| s.user(o).map(|u| u.user.id.clone()).unwrap_or_else(|| o.clone()));
+        s.jobs
+            .values()
+            .rev()
+            .map(|r| &r.job)
+            .filter(|j| s.can_see_job(&me, j))
+            .filter(|j| q.state.is_none_or(|st| j.state == st))
+            .filter(|j| owner.as_ref().is_none_or(|o| &j.owner == o))
+            .filter(|j| q.target.as_ref().is_none_or(|t| &j.target == t || &j.target_real == t))
+            .filter(|j| tag.as_ref().is_none_or(|(k, v)| j.tags.get(k) == Some(v)))
+            .take(limit)
+            .cloned()
+            .collect()
+    }))
+}
+
+/// Finds a job the caller may see.
+pub fn visible<'a>(s: &'a State, ctx: &Ctx, id: &str) -> Result<&'a JobRecord, ApiError> {
+    let caller = ctx.caller()?;
+    let me = caller.owner()?;
+    match s.jobs.get(id) {
+        Some(r) if s.can_see_job(me, &r.job) => Ok(r),
+        _ => Err(ApiError::new(ErrorCode::NotFound, format!("no job {id:?}"))),
+    }
+}
+
+/// Shows a job (a linearizable read: never older than a write acknowledged before it).
+#[utoipa::path(get, path = "/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path)),
+    responses((status = 200, body = Job), (status = 404, body = ApiError)))]
+pub async fn show(ctx: Ctx, job: String) -> Result<Job, ApiError> {
+    ctx.node.read_linearizable(|s| visible(s, &ctx, &job).map(|r| r.job.clone())).await?
+}
+
+/// Cancels a job that has not finished.
+#[utoipa::path(post, path = "/v1/jobs/{job}/cancel", tag = "jobs", params(("job" = String, Path)),
+    responses((status = 200, body = Job), (status = 409, body = ApiError)))]
+pub async fn cancel(ctx: Ctx, job: String) -> Result<Job, ApiError> {
+    let by = ctx.caller()?.owner()?.to_string();
+    match ctx.node.propose(Command::CancelJob { job, by, time: chrono::Utc::now() }).await? {
+        Reply::Job(j) => Ok(*j),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Lists the job store; secret values are hidden.
+#[utoipa::path(get, path = "/v1/jobs/{job}/store", tag = "jobs", params(("job" = String, Path)),
+    responses((status = 200, body = BTreeMap<String, StoreValue>)))]
+pub async fn store_list(ctx: Ctx, job: String) -> Result<BTreeMap<String, StoreValue>, ApiError> {
+    ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.store.iter().map(|(k, v)| (k.clone(), v.view(false))).collect()))
+}
+
+/// Reads one job-store value; a secret's value is hidden.
+#[utoipa::path(get, path = "/v1/jobs/{job}/store/{name}", tag = "jobs", params(("job" = String, Path), ("name" = String, Path)),
+    responses((status = 200, body = StoreValue), (status = 404, body = ApiError)))]
+pub async fn store_get(ctx: Ctx, job: String, name: String) -> Result<StoreValue, ApiError> {
+    ctx.node.read(|s| {
+        visible(s, &ctx, &job)?
+            .store
+            .get(&name)
+            .map(|v| v.view(false))
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no store value {name:?}")))
+    })
+}
+
+/// Writes one job-store value while the job has not finished.
+#[utoipa::path(put, path = "/v1/jobs/{job}/store/{name}", tag = "jobs", request_body = StorePut,
+    params(("job" = String, Path), ("name" = String, Path)), responses((status = 200, body = StoreValue)))]
+pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Result<StoreValue, ApiError> {
+    ctx.node.read(|s| visible(s, &ctx, &job).map(|_| ()))?;
+    let put: StorePut = reply::body(&raw)?;
+    let cmd = Command::StorePut { job, name, put, fence: None, time: chrono::Utc::now() };
+    match ctx.node.propose(cmd).await? {
+        Reply::Store(v) => Ok(v),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Lists a job's outputs.
+#[utoipa::path(get, path = "/v1/jobs/{job}/outputs", tag = "jobs", params(("job" = String, Path)),
+    responses((status = 200, body = Vec<JobOutput>)))]
+pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> {
+    ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.outputs.clone()))
+}
+
+/// Downloads one output (by id or path); the ETag is its sha256.
+#[utoipa::path(get, path = "/v1/jobs/{job}/outputs/{output}", tag = "jobs", params(("job" = String, Path), ("output" = String, Path)),
+    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
+pub async fn download(ctx: Ctx, job: String, output: String) -> Response {
+    let found = ctx.node.read(|s| {
+        let rec = visible(s, &ctx, &job)?;
+        rec.outputs
+            .iter()
+            .find(|o| o.id == output || o.path == output)
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no output {output:?}")))
+    });
+    let out = match found {
+        Ok(o) => o,
+        Err(e) => return reply::error(&e),
+    };
+    match ctx.node.blobs().read(&out.sha256).await {
+        Ok(bytes) => {
+            let mut r = warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response();
+            let h = r.headers_mut();
+            h.insert("content-type", "application/octet-stream".parse().expect("static header"));
+            if let Ok(v) = format!("\"{}\"", out.sha256).parse() {
+                h.insert("etag", v);
+            }
+            r
+        }
+        Err(e) => reply::error(&ApiError::new(ErrorCode::Internal, format!("output {} unreadable: {e}", out.path))),
+    }
+}

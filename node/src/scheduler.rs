@@ -1,0 +1,77 @@
+//! The scheduler: runs on the leader only. It matches queued jobs to ready
+//! workers of their target, asks factories for workers when there are too
+//! few, and fails jobs that outlive their timeout. Every decision is a
+//! command; the state machine re-checks it at commit, so a stale leader's
+//! decision is refused rather than acted on twice.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bm_api::jobs::JobState;
+use bm_api::workers::WorkerState;
+use chrono::{DateTime, Utc};
+
+use crate::node::Node;
+use crate::sm::{Command, State};
+
+/// How often the scheduler looks even when nothing was applied.
+const TICK: Duration = Duration::from_millis(500);
+
+/// What the scheduler wants done, computed from one view of the state.
+pub fn plan(s: &State, now: DateTime<Utc>) -> Vec<Command> {
+    let mut out = Vec::new();
+    for rec in s.jobs.values() {
+        let j = &rec.job;
+        let (Some(limit), Some(since)) = (j.timeout_secs, j.times.get("assigned")) else { continue };
+        if matches!(j.state, JobState::Assigned | JobState::Running)
+            && (now - *since).num_seconds() >= i64::try_from(limit).unwrap_or(i64::MAX)
+        {
+            out.push(Command::JobTimeout { job: j.id.clone(), time: now });
+        }
+    }
+    if s.control.hold {
+        return out;
+    }
+    // Idle ready workers and pending worker requests by target.
+    let mut ready: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut coming: BTreeMap<&str, usize> = BTreeMap::new();
+    for w in s.workers.values().map(|w| &w.worker) {
+        match w.state {
+            WorkerState::Ready if !w.hold && w.job.is_none() => ready.entry(&w.target).or_default().push(&w.id),
+            WorkerState::Requested | WorkerState::Bootstrapping => *coming.entry(&w.target).or_default() += 1,
+            _ => {}
+        }
+    }
+    for rec in s.jobs.values().filter(|r| r.job.state == JobState::Queued) {
+        let target = rec.job.target_real.as_str();
+        if let Some(w) = ready.get_mut(target).and_then(|v| v.pop()) {
+            out.push(Command::AssignJob { job: rec.job.id.clone(), worker: w.to_string(), time: now });
+        } else if let Some(n) = coming.get_mut(target).filter(|n| **n > 0) {
+            *n -= 1;
+        } else {
+            out.push(Command::RequestWorker {
+                id: ulid::Ulid::new().to_string(),
+                target: target.to_string(),
+                time: now,
+            });
+        }
+    }
+    out
+}
+
+/// Runs the scheduler loop for as long as the node runs.
+pub async fn run(node: Node) {
+    let mut watch = node.watch();
+    loop {
+        let _ = tokio::time::timeout(TICK, watch.changed()).await;
+        if !node.is_leader() {
+            continue;
+        }
+        let cmds = node.read(|s| plan(s, Utc::now()));
+        for cmd in cmds {
+            if let Err(e) = node.propose(cmd).await {
+                tracing::debug!(error = %e, "scheduler command refused");
+            }
+        }
+    }
+}

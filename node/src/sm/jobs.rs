@@ -1,0 +1,390 @@
+//! The jobs table: submission, dependencies, assignment under a fencing
+//! epoch, progress reported by the agent, and the end of a job.
+
+use std::collections::BTreeMap;
+
+use bm_api::jobs::{Depend, Job, JobEvent, JobOutput, JobState, JobSubmit, StorePut, StoreValue};
+use bm_api::output_rule::OutputRule;
+use bm_api::{ErrorCode, ADMIN};
+use serde::{Deserialize, Serialize};
+
+use super::command::{event, not_found, reject, EventIn, Fence, Rejection};
+use super::{valid_name, Outcome, Reply, State, Time};
+
+/// Longest job a user may ask for: a week.
+pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+/// Largest job-store value.
+pub const MAX_STORE_VALUE: usize = 64 * 1024;
+
+/// A job-store value with its secrecy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRecord {
+    /// The value.
+    pub value: String,
+    /// Hidden from users when set.
+    pub secret: bool,
+    /// Last write.
+    pub time: Time,
+}
+
+impl StoreRecord {
+    /// The value as a user (`reveal = false`) or the job itself may see it.
+    pub fn view(&self, reveal: bool) -> StoreValue {
+        StoreValue {
+            value: if self.secret && !reveal { None } else { Some(self.value.clone()) },
+            secret: self.secret,
+            time_update: self.time,
+        }
+    }
+}
+
+/// A job with everything recorded about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// As the API shows it.
+    pub job: Job,
+    /// Control messages and log lines, `seq` = index.
+    pub events: Vec<JobEvent>,
+    /// Files it left behind.
+    pub outputs: Vec<JobOutput>,
+    /// Its key/value store.
+    pub store: BTreeMap<String, StoreRecord>,
+}
+
+impl JobRecord {
+    pub(super) fn push_event(&mut self, stream: &str, time: Time, payload: impl Into<String>) {
+        let seq = self.events.len() as u64;
+        self.events.push(event(seq, stream, time, payload));
+    }
+
+    pub(super) fn set_state(&mut self, state: JobState, time: Time, why: impl Into<String>) {
+        self.job.state = state;
+        let key = match state {
+            JobState::Queued => "ready",
+            JobState::Waiting => "waiting",
+            JobState::Assigned => "assigned",
+            JobState::Running => "start",
+            JobState::Completed | JobState::Failed | JobState::Cancelled => "complete",
+        };
+        self.job.times.insert(key.to_string(), time);
+        self.push_event("control", time, why);
+    }
+}
+
+fn validate(submit: &JobSubmit) -> Result<(), Rejection> {
+    let bad = |m: String| reject(ErrorCode::BadRequest, m);
+    if submit.name.trim().is_empty() || submit.name.len() > 256 || submit.name.contains(['\n', '\0']) {
+        return bad(format!("job name {:?} must be 1-256 characters on one line", submit.name));
+    }
+    if submit.tasks.is_empty() {
+        return bad("a job needs at least one task".into());
+    }
+    for (i, t) in submit.tasks.iter().enumerate() {
+        if t.name.trim().is_empty() {
+            return bad(format!("task {i} has no name"));
+        }
+        if let Some(k) = t.env.keys().find(|k| k.is_empty() || k.contains(['=', '\0'])) {
+            return bad(format!("task {i}: invalid environment variable name {k:?}"));
+        }
+        if let Some(w) = &t.workdir {
+            if !w.starts_with('/') {
+                return bad(format!("task {i}: workdir {w:?} must be an absolute path"));
+            }
+        }
+    }
+    for r in &submit.output_rules {
+        if let Err(m) = OutputRule::parse(r) {
+            return bad(m);
+        }
+    }
+    for i in &submit.inputs {
+        if i.is_empty() || i.contains(['/', '\0']) || i == "." || i == ".." {
+            return bad(format!("invalid input name {i:?}"));
+        }
+    }
+    if let Some(k) = submit.tags.keys().find(|k| k.is_empty() || k.contains('=')) {
+        return bad(format!("invalid tag name {k:?}"));
+    }
+    if let Some(n) = submit.depends.keys().find(|n| !valid_name(n)) {
+        return bad(format!("invalid dependency name {n:?}"));
+    }
+    if let Some((n, _)) = submit.store.iter().find(|(n, _)| !valid_name(n)) {
+        return bad(format!("invalid store key {n:?}"));
+    }
+    if let Some((n, _)) = submit.store.iter().find(|(_, v)| v.value.len() > MAX_STORE_VALUE) {
+        return bad(format!("store value {n:?} is over {MAX_STORE_VALUE} bytes"));
+    }
+    if submit.timeout_secs.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_SECS) {
+        return bad(format!("timeout must be between 1 and {MAX_TIMEOUT_SECS} seconds"));
+    }
+    Ok(())
+}
+
+impl State {
+    /// Jobs `user` may see: their own, or all for admins.
+    pub fn can_see_job(&self, user: &str, job: &Job) -> bool {
+        job.owner == user || self.has_privilege(user, ADMIN)
+    }
+
+    pub(super) fn submit_job(&mut self, id: String, owner: String, submit: JobSubmit, time: Time) -> Outcome {
+        if owner != ADMIN && !self.users.contains_key(&owner) {
+            return not_found("user", &owner);
+        }
+        if self.jobs.contains_key(&id) {
+            return reject(ErrorCode::Conflict, format!("job {id} already exists"));
+        }
+        validate(&submit)?;
+        for name in [&submit.target].into_iter().chain(std::iter::once(&self.resolve_target(&submit.target)?.name)) {
+            if let Some(p) = self.targets.get(name).and_then(|t| t.privilege.clone()) {
+                if !self.has_privilege(&owner, &p) {
+                    return reject(
+                        ErrorCode::Forbidden,
+                        format!("target {name:?} requires the privilege {p:?}, which you do not hold"),
+                    );
+                }
+            }
+        }
+        let target_real = self.resolve_target(&submit.target)?.name.clone();
+        let mut depends = Vec::new();
+        for (name, d) in &submit.depends {
+            let Some(prior) = self.jobs.get(&d.prior_job) else {
+                return reject(ErrorCode::NotFound, format!("dependency {name:?}: no job {:?}", d.prior_job));
+            };
+            if !self.can_see_job(&owner, &prior.job) {
+                return reject(ErrorCode::Forbidden, format!("dependency {name:?}: job {} is not yours", d.prior_job));
+            }
+            depends.push(Depend {
+                name: name.clone(),
+                prior_job: d.prior_job.clone(),
+                copy_outputs: d.copy_outputs,
+                on_failed: d.on_failed,
+                on_completed: d.on_completed,
+            });
+        }
+        let store = submit
+            .store
+            .iter()
+            .map(|(k, v)| (k.clone(), StoreRecord { value: v.value.clone(), secret: v.secret, time }))
+            .collect();
+        let mut rec = JobRecord {
+            job: Job {
+                id: id.clone(),
+                owner,
+                name: submit.name,
+                target: submit.target,
+                target_real,
+                state: JobState::Queued,
+                failure: None,
+                tasks: submit.tasks,
+                output_rules: submit.output_rules,
+                inputs: submit.inputs,
+                tags: submit.tags,
+                depends,
+                worker: None,
+                epoch: 0,
+                timeout_secs: submit.timeout_secs,
+                times: BTreeMap::from([("submit".to_string(), time)]),
+            },
+            events: Vec::new(),
+            outputs: Vec::new(),
+            store,
+        };
+        if rec.job.depends.is_empty() {
+            rec.set_state(JobState::Queued, time, "job submitted; queued for a worker");
+        } else {
+            rec.set_state(JobState::Waiting, time, "job submitted; waiting for its dependencies");
+        }
+        self.jobs.insert(id.clone(), rec);
+        self.settle_waiting(time);
+        Ok(Reply::Job(Box::new(self.jobs[&id].job.clone())))
+    }
+
+    /// Moves waiting jobs on once their dependencies are decided: to the
+    /// queue when all allow it, or to failure naming the dependency that
+    /// did not. Repeats because one failure can fail a chain.
+    pub(super) fn settle_waiting(&mut self, time: Time) {
+        loop {
+            let mut decided: Vec<(String, Result<(), String>)> = Vec::new();
+            for (id, rec) in self.jobs.iter().filter(|(_, r)| r.job.state == JobState::Waiting) {
+                let mut verdict = Some(Ok(()));
+                for d in &rec.job.depends {
+                    let prior = self.jobs.get(&d.prior_job).map(|p| p.job.state);
+                    let ok = match prior {
+                        Some(JobState::Completed) => d.on_completed,
+                        Some(JobState::Failed) => d.on_failed,
+                        Some(JobState::Cancelled) => d.on_failed,
+                        Some(_) => {
+                            verdict = None;
+                            break;
+                        }
+                        None => false,
+                    };
+                    if !ok {
+                        let how = match prior {
+                            Some(JobState::Completed) => "completed, and this job runs only on its failure",
+                            Some(JobState::Cancelled) => "was cancelled",
+                            _ => "failed",
+                        };
+                        verdict = Some(Err(format!("dependency {:?} (job {}) {how}", d.name, d.prior_job)));
+                        break;
+                    }
+                }
+                if let Some(v) = verdict {
+                    decided.push((id.clone(), v));
+                }
+            }
+            if decided.is_empty() {
+                return;
+            }
+            for (id, v) in decided {
+                let rec = self.jobs.get_mut(&id).expect("listed above");
+                match v {
+                    Ok(()) => rec.set_state(JobState::Queued, time, "dependencies satisfied; queued for a worker"),
+                    Err(why) => {
+                        rec.job.failure = Some(why.clone());
+                        rec.set_state(JobState::Failed, time, format!("job failed: {why}"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a job that has not ended yet, releasing its worker and
+    /// settling jobs that wait on it.
+    pub(super) fn end_job(&mut self, job: &str, state: JobState, failure: Option<String>, time: Time, why: String) {
+        let Some(rec) = self.jobs.get_mut(job) else { return };
+        if rec.job.state.is_terminal() {
+            return;
+        }
+        rec.job.failure = failure;
+        rec.set_state(state, time, why);
+        if let Some(w) = rec.job.worker.clone() {
+            self.release_worker(&w, time);
+        }
+        self.settle_waiting(time);
+    }
+
+    /// Fails a job that a worker loss interrupted, if it still runs.
+    pub(super) fn end_job_if_running(&mut self, job: &str, reason: &str, time: Time) {
+        self.end_job(job, JobState::Failed, Some(reason.to_string()), time, format!("job failed: {reason}"));
+    }
+
+    /// Checks that an agent acts for the job's current assignment.
+    fn fenced(&self, job: &str, fence: &Fence) -> Result<&JobRecord, Rejection> {
+        let Some(rec) = self.jobs.get(job) else { return not_found("job", job) };
+        if rec.job.worker.as_deref() != Some(fence.worker.as_str()) || rec.job.epoch != fence.epoch {
+            return reject(
+                ErrorCode::StaleEpoch,
+                format!(
+                    "worker {} epoch {} is not the current assignment of job {job} (epoch {})",
+                    fence.worker, fence.epoch, rec.job.epoch
+                ),
+            );
+        }
+        match rec.job.state {
+            JobState::Cancelled => reject(ErrorCode::Conflict, format!("job {job} was cancelled")),
+            s if s.is_terminal() => reject(ErrorCode::Conflict, format!("job {job} has already finished")),
+            _ => Ok(rec),
+        }
+    }
+
+    pub(super) fn cancel_job(&mut self, job: &str, by: &str, time: Time) -> Outcome {
+        let Some(rec) = self.jobs.get(job) else { return not_found("job", job) };
+        if !self.can_see_job(by, &rec.job) {
+            return not_found("job", job);
+        }
+        if rec.job.state.is_terminal() {
+            return reject(ErrorCode::Conflict, format!("job {job} has already {}", rec.job.state.as_str()));
+        }
+        self.end_job(job, JobState::Cancelled, None, time, "job cancelled".into());
+        Ok(Reply::Job(Box::new(self.jobs[job].job.clone())))
+    }
+
+    pub(super) fn store_put(
+        &mut self,
+        job: &str,
+        name: String,
+        put: StorePut,
+        fence: Option<&Fence>,
+        time: Time,
+    ) -> Outcome {
+        match fence {
+            Some(f) => {
+                self.fenced(job, f)?;
+            }
+            None => {
+                let Some(rec) = self.jobs.get(job) else { return not_found("job", job) };
+                if rec.job.state.is_terminal() {
+                    return reject(ErrorCode::Conflict, format!("job {job} has already finished"));
+                }
+            }
+        }
+        if !valid_name(&name) {
+            return reject(ErrorCode::BadRequest, format!("invalid store key {name:?}"));
+        }
+        if put.value.len() > MAX_STORE_VALUE {
+            return reject(ErrorCode::BadRequest, format!("store value {name:?} is over {MAX_STORE_VALUE} bytes"));
+        }
+        let rec = self.jobs.get_mut(job).expect("checked above");
+        // Once secret, always secret: a later plain write must not reveal it.
+        let secret = put.secret || rec.store.get(&name).is_some_and(|s| s.secret);
+        let r = StoreRecord { value: put.value, secret, time };
+        let view = r.view(false);
+        rec.store.insert(name, r);
+        Ok(Reply::Store(view))
+    }
+
+    pub(super) fn job_start(&mut self, job: &str, fence: &Fence, time: Time) -> Outcome {
+        let state = self.fenced(job, fence)?.job.state;
+        if state != JobState::Assigned {
+            return reject(ErrorCode::Conflict, format!("job {job} is {}, not assigned", state.as_str()));
+        }
+        let rec = self.jobs.get_mut(job).expect("fenced");
+        rec.set_state(JobState::Running, time, "job started");
+        Ok(Reply::Job(Box::new(rec.job.clone())))
+    }
+
+    pub(super) fn job_events(&mut self, job: &str, fence: &Fence, events: Vec<EventIn>) -> Outcome {
+        self.fenced(job, fence)?;
+        let rec = self.jobs.get_mut(job).expect("fenced");
+        for e in events {
+            let seq = rec.events.len() as u64;
+            rec.events.push(JobEvent { seq, stream: e.stream, task: e.task, time: e.time, payload: e.payload });
+        }
+        Ok(Reply::Appended(rec.events.len() as u64))
+    }
+
+    pub(super) fn job_output(&mut self, job: &str, fence: &Fence, output: JobOutput) -> Outcome {
+        self.fenced(job, fence)?;
+        if !output.path.starts_with('/') || output.path.contains('\0') || output.path.split('/').any(|c| c == "..") {
+            return reject(ErrorCode::BadRequest, format!("invalid output path {:?}", output.path));
+        }
+        let rec = self.jobs.get_mut(job).expect("fenced");
+        if rec.outputs.iter().any(|o| o.path == output.path) {
+            return reject(ErrorCode::Conflict, format!("output {:?} was already uploaded", output.path));
+        }
+        rec.outputs.push(output);
+        Ok(Reply::Done)
+    }
+
+    pub(super) fn job_finish(&mut self, job: &str, fence: &Fence, failure: Option<String>, time: Time) -> Outcome {
+        self.fenced(job, fence)?;
+        let (state, why) = match &failure {
+            None => (JobState::Completed, "job completed".to_string()),
+            Some(f) => (JobState::Failed, format!("job failed: {f}")),
+        };
+        self.end_job(job, state, failure, time, why);
+        Ok(Reply::Job(Box::new(self.jobs[job].job.clone())))
+    }
+
+    pub(super) fn job_timeout(&mut self, job: &str, time: Time) -> Outcome {
+        let Some(rec) = self.jobs.get(job) else { return not_found("job", job) };
+        if !matches!(rec.job.state, JobState::Assigned | JobState::Running) {
+            return reject(ErrorCode::Conflict, format!("job {job} is {}, not running", rec.job.state.as_str()));
+        }
+        let limit = rec.job.timeout_secs.unwrap_or_default();
+        let why = format!("the job ran longer than its timeout of {limit} s");
+        self.end_job(job, JobState::Failed, Some(why.clone()), time, format!("job failed: {why}"));
+        Ok(Reply::Job(Box::new(self.jobs[job].job.clone())))
+    }
+}

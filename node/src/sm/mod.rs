@@ -1,0 +1,131 @@
+//! The replicated state machine: bm's tables and the pure rules that change
+//! them. Nothing here reads a clock, draws a random number or does I/O; the
+//! proposer puts times, ids and token hashes into each [`Command`].
+//!
+//! One table per file: users, targets, factories, workers, jobs.
+
+pub mod command;
+mod control;
+mod factories;
+mod jobs;
+mod names;
+mod targets;
+#[cfg(test)]
+mod tests;
+mod users;
+mod workers;
+
+use std::collections::BTreeMap;
+
+use bm_raft::{codec, Machine, MachineError};
+use serde::{Deserialize, Serialize};
+
+pub use command::{Command, EventIn, Fence, Outcome, Rejection, Reply, Time};
+pub use jobs::JobRecord;
+pub use names::valid_name;
+pub use users::UserRecord;
+pub use workers::WorkerRecord;
+
+/// Who a bearer token belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Principal {
+    /// A user, by id.
+    User(String),
+    /// A factory, by id.
+    Factory(String),
+    /// A worker's agent, by worker id.
+    Worker(String),
+}
+
+/// The whole replicated state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// Users by id.
+    pub users: BTreeMap<String, UserRecord>,
+    /// Targets by name.
+    pub targets: BTreeMap<String, bm_api::targets::Target>,
+    /// Factories by id, with their token hashes.
+    pub factories: BTreeMap<String, factories::FactoryRecord>,
+    /// Workers by id (ULIDs, so in creation order).
+    pub workers: BTreeMap<String, WorkerRecord>,
+    /// Jobs by id (ULIDs, so in submission order).
+    pub jobs: BTreeMap<String, JobRecord>,
+    /// Token hash to principal.
+    pub tokens: BTreeMap<String, Principal>,
+    /// Cluster-wide switches.
+    pub control: control::ControlRecord,
+    /// Log index of the last command applied.
+    pub applied: u64,
+}
+
+impl State {
+    /// Applies one command: the heart of bm. Refusals change nothing.
+    pub fn apply(&mut self, cmd: Command) -> Outcome {
+        use Command::*;
+        match cmd {
+            CreateUser { id, name, privileges, token_hash, time } => {
+                self.create_user(id, name, privileges, token_hash, time)
+            }
+            SetPrivilege { user, privilege, grant } => self.set_privilege(&user, privilege, grant),
+            CreateTarget { id, spec } => self.create_target(id, spec),
+            SetRedirect { target, redirect } => self.set_redirect(&target, redirect),
+            CreateFactory { id, name, token_hash, time } => self.create_factory(id, name, token_hash, time),
+            SetFactoryEnabled { factory, enabled } => self.set_factory_enabled(&factory, enabled),
+            SubmitJob { id, owner, submit, time } => self.submit_job(id, owner, submit, time),
+            CancelJob { job, by, time } => self.cancel_job(&job, &by, time),
+            StorePut { job, name, put, fence, time } => self.store_put(&job, name, put, fence.as_ref(), time),
+            SetHold { hold } => self.set_hold(hold),
+            RequestWorker { id, target, time } => self.request_worker(id, target, time),
+            AssignJob { job, worker, time } => self.assign_job(&job, &worker, time),
+            LeaseWorker { factory, targets, bootstrap_hash, time } => {
+                self.lease_worker(&factory, &targets, bootstrap_hash, time)
+            }
+            ReportInstance { factory, worker, instance_id, time } => {
+                self.report_instance(&factory, &worker, instance_id, time)
+            }
+            WorkerDestroyed { factory, worker, time } => self.worker_destroyed(&factory, &worker, time),
+            HoldWorker { worker, hold } => self.hold_worker(&worker, hold),
+            RecycleWorker { worker, time } => {
+                self.retire_worker(&worker, "the worker was recycled by an operator", time)
+            }
+            WorkerLost { worker, reason, time } => self.retire_worker(&worker, &reason, time),
+            BootstrapWorker { bootstrap_hash, token_hash, time } => {
+                self.bootstrap_worker(&bootstrap_hash, token_hash, time)
+            }
+            JobStart { job, fence, time } => self.job_start(&job, &fence, time),
+            JobEvents { job, fence, events } => self.job_events(&job, &fence, events),
+            JobOutput { job, fence, output } => self.job_output(&job, &fence, output),
+            JobFinish { job, fence, failure, time } => self.job_finish(&job, &fence, failure, time),
+            JobTimeout { job, time } => self.job_timeout(&job, time),
+        }
+    }
+
+    /// Who holds the token with this hash.
+    pub fn principal(&self, token_hash: &str) -> Option<&Principal> {
+        self.tokens.get(token_hash)
+    }
+}
+
+/// The [`Machine`] Raft drives: decode, apply, encode the outcome.
+#[derive(Default)]
+pub struct Replicated(pub State);
+
+impl Machine for Replicated {
+    fn apply(&mut self, index: u64, command: &[u8]) -> Result<Vec<u8>, MachineError> {
+        let cmd: Command = codec::decode("state-machine command", command)
+            .map_err(|e| MachineError(format!("log entry {index}: {e}")))?;
+        self.0.applied = index;
+        let outcome = self.0.apply(cmd);
+        codec::encode("command outcome", &outcome).map_err(|e| MachineError(e.to_string()))
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, MachineError> {
+        codec::encode("state snapshot", &self.0).map_err(|e| MachineError(e.to_string()))
+    }
+
+    fn restore(bytes: &[u8]) -> Result<Self, MachineError> {
+        codec::decode_limited("state snapshot", bytes, usize::MAX)
+            .map(Replicated)
+            .map_err(|e| MachineError(e.to_string()))
+    }
+}
