@@ -29,7 +29,7 @@ fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
 
 /// Events from `minseq`; with `wait`, holds the request until there are
 /// some, the job ends, or the wait runs out.
-#[utoipa::path(get, path = "/v1/jobs/{job}/events", tag = "jobs", params(("job" = String, Path), EventsQuery),
+#[utoipa::path(get, operation_id = "events_long_poll", path = "/v1/jobs/{job}/events", tag = "jobs", params(("job" = String, Path), EventsQuery),
     responses((status = 200, body = EventsPage), (status = 404, body = ApiError)))]
 pub async fn long_poll(ctx: Ctx, job: String, raw_query: String) -> Result<EventsPage, ApiError> {
     let q: EventsQuery = reply::query(&raw_query)?;
@@ -50,7 +50,7 @@ pub async fn long_poll(ctx: Ctx, job: String, raw_query: String) -> Result<Event
 /// The same events as a `text/event-stream`: each event's `id` is its
 /// sequence number, its `event` the stream name, its data the JSON event.
 /// The stream ends after the job's last event.
-#[utoipa::path(get, path = "/v1/jobs/{job}/events/sse", tag = "jobs", params(("job" = String, Path), EventsQuery),
+#[utoipa::path(get, operation_id = "events_sse", path = "/v1/jobs/{job}/events/sse", tag = "jobs", params(("job" = String, Path), EventsQuery),
     responses((status = 200, description = "server-sent events", content_type = "text/event-stream")))]
 pub async fn sse(ctx: Ctx, job: String, raw_query: String) -> Response {
     let q: EventsQuery = match reply::query(&raw_query) {

@@ -11,14 +11,14 @@ use crate::auth::{hash_token, new_token};
 use crate::sm::{Command, Reply};
 
 /// Lists factories (admin).
-#[utoipa::path(get, path = "/v1/factories", tag = "factories", responses((status = 200, body = Vec<Factory>)))]
+#[utoipa::path(get, operation_id = "factories_list", path = "/v1/factories", tag = "factories", responses((status = 200, body = Vec<Factory>)))]
 pub async fn list(ctx: Ctx) -> Result<Vec<Factory>, ApiError> {
     ctx.admin()?;
     Ok(ctx.node.read(|s| s.factories.values().map(|f| f.factory.clone()).collect()))
 }
 
 /// Registers a factory and returns its token, once (admin).
-#[utoipa::path(post, path = "/v1/factories", tag = "factories", request_body = FactoryCreate,
+#[utoipa::path(post, operation_id = "factories_create", path = "/v1/factories", tag = "factories", request_body = FactoryCreate,
     responses((status = 200, body = FactoryCreated), (status = 409, body = ApiError)))]
 pub async fn create(ctx: Ctx, raw: Bytes) -> Result<FactoryCreated, ApiError> {
     ctx.admin()?;
@@ -37,14 +37,14 @@ pub async fn create(ctx: Ctx, raw: Bytes) -> Result<FactoryCreated, ApiError> {
 }
 
 /// Enables a factory (admin).
-#[utoipa::path(post, path = "/v1/factories/{factory}/enable", tag = "factories", params(("factory" = String, Path)),
+#[utoipa::path(post, operation_id = "factories_enable", path = "/v1/factories/{factory}/enable", tag = "factories", params(("factory" = String, Path)),
     responses((status = 200, body = Factory)))]
 pub async fn enable(ctx: Ctx, factory: String) -> Result<Factory, ApiError> {
     set_enabled(ctx, factory, true).await
 }
 
 /// Disables a factory (admin): it leases nothing new.
-#[utoipa::path(post, path = "/v1/factories/{factory}/disable", tag = "factories", params(("factory" = String, Path)),
+#[utoipa::path(post, operation_id = "factories_disable", path = "/v1/factories/{factory}/disable", tag = "factories", params(("factory" = String, Path)),
     responses((status = 200, body = Factory)))]
 pub async fn disable(ctx: Ctx, factory: String) -> Result<Factory, ApiError> {
     set_enabled(ctx, factory, false).await
@@ -60,7 +60,7 @@ async fn set_enabled(ctx: Ctx, factory: String, enabled: bool) -> Result<Factory
 
 /// Factory: takes the oldest waiting worker request for one of its targets.
 /// The answer carries the agent's single-use bootstrap token.
-#[utoipa::path(post, path = "/v1/factory/lease", tag = "factory", request_body = LeaseRequest,
+#[utoipa::path(post, operation_id = "factories_lease", path = "/v1/factory/lease", tag = "factory", request_body = LeaseRequest,
     responses((status = 200, body = Option<WorkerLease>)))]
 pub async fn lease(ctx: Ctx, raw: Bytes) -> Result<Option<WorkerLease>, ApiError> {
     let factory = ctx.caller()?.factory()?.to_string();
@@ -85,7 +85,7 @@ pub async fn lease(ctx: Ctx, raw: Bytes) -> Result<Option<WorkerLease>, ApiError
 }
 
 /// Factory: reports the instance it made for a worker.
-#[utoipa::path(post, path = "/v1/factory/workers/{worker}/instance", tag = "factory", request_body = InstanceReport,
+#[utoipa::path(post, operation_id = "factories_instance", path = "/v1/factory/workers/{worker}/instance", tag = "factory", request_body = InstanceReport,
     params(("worker" = String, Path)), responses((status = 200, body = Worker)))]
 pub async fn instance(ctx: Ctx, worker: String, raw: Bytes) -> Result<Worker, ApiError> {
     let factory = ctx.caller()?.factory()?.to_string();
@@ -98,7 +98,7 @@ pub async fn instance(ctx: Ctx, worker: String, raw: Bytes) -> Result<Worker, Ap
 }
 
 /// Factory: reports a worker destroyed.
-#[utoipa::path(post, path = "/v1/factory/workers/{worker}/destroyed", tag = "factory",
+#[utoipa::path(post, operation_id = "factories_destroyed", path = "/v1/factory/workers/{worker}/destroyed", tag = "factory",
     params(("worker" = String, Path)), responses((status = 200, body = Worker)))]
 pub async fn destroyed(ctx: Ctx, worker: String) -> Result<Worker, ApiError> {
     let factory = ctx.caller()?.factory()?.to_string();
@@ -109,7 +109,7 @@ pub async fn destroyed(ctx: Ctx, worker: String) -> Result<Worker, ApiError> {
 }
 
 /// Factory: its workers that are not destroyed yet, to make, keep or reap.
-#[utoipa::path(get, path = "/v1/factory/workers", tag = "factory", responses((status = 200, body = Vec<Worker>)))]
+#[utoipa::path(get, operation_id = "factories_workers", path = "/v1/factory/workers", tag = "factory", responses((status = 200, body = Vec<Worker>)))]
 pub async fn workers(ctx: Ctx) -> Result<Vec<Worker>, ApiError> {
     let factory = ctx.caller()?.factory()?.to_string();
     Ok(ctx.node.read(|s| {

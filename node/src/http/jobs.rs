@@ -17,7 +17,7 @@ use crate::sm::{Command, JobRecord, Reply, State};
 const DEFAULT_LIST_LIMIT: usize = 1000;
 
 /// Submits a job.
-#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", request_body = JobSubmit,
+#[utoipa::path(post, operation_id = "jobs_submit", path = "/v1/jobs", tag = "jobs", request_body = JobSubmit,
     responses((status = 200, body = Job), (status = 400, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn submit(ctx: Ctx, raw: Bytes) -> Result<Job, ApiError> {
     let caller = ctx.caller()?;
@@ -31,7 +31,7 @@ pub async fn submit(ctx: Ctx, raw: Bytes) -> Result<Job, ApiError> {
 }
 
 /// Lists jobs, newest first: the caller's own, or everyone's for admins.
-#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobListQuery), responses((status = 200, body = Vec<Job>)))]
+#[utoipa::path(get, operation_id = "jobs_list", path = "/v1/jobs", tag = "jobs", params(JobListQuery), responses((status = 200, body = Vec<Job>)))]
 pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Job>, ApiError> {
     let caller = ctx.caller()?;
     let me = caller.owner()?.to_string();
@@ -72,14 +72,14 @@ pub fn visible<'a>(s: &'a State, ctx: &Ctx, id: &str) -> Result<&'a JobRecord, A
 }
 
 /// Shows a job (a linearizable read: never older than a write acknowledged before it).
-#[utoipa::path(get, path = "/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path)),
+#[utoipa::path(get, operation_id = "jobs_show", path = "/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = Job), (status = 404, body = ApiError)))]
 pub async fn show(ctx: Ctx, job: String) -> Result<Job, ApiError> {
     ctx.node.read_linearizable(|s| visible(s, &ctx, &job).map(|r| r.job.clone())).await?
 }
 
 /// Cancels a job that has not finished.
-#[utoipa::path(post, path = "/v1/jobs/{job}/cancel", tag = "jobs", params(("job" = String, Path)),
+#[utoipa::path(post, operation_id = "jobs_cancel", path = "/v1/jobs/{job}/cancel", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = Job), (status = 409, body = ApiError)))]
 pub async fn cancel(ctx: Ctx, job: String) -> Result<Job, ApiError> {
     let by = ctx.caller()?.owner()?.to_string();
@@ -90,14 +90,14 @@ pub async fn cancel(ctx: Ctx, job: String) -> Result<Job, ApiError> {
 }
 
 /// Lists the job store; secret values are hidden.
-#[utoipa::path(get, path = "/v1/jobs/{job}/store", tag = "jobs", params(("job" = String, Path)),
+#[utoipa::path(get, operation_id = "jobs_store_list", path = "/v1/jobs/{job}/store", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = BTreeMap<String, StoreValue>)))]
 pub async fn store_list(ctx: Ctx, job: String) -> Result<BTreeMap<String, StoreValue>, ApiError> {
     ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.store.iter().map(|(k, v)| (k.clone(), v.view(false))).collect()))
 }
 
 /// Reads one job-store value; a secret's value is hidden.
-#[utoipa::path(get, path = "/v1/jobs/{job}/store/{name}", tag = "jobs", params(("job" = String, Path), ("name" = String, Path)),
+#[utoipa::path(get, operation_id = "jobs_store_get", path = "/v1/jobs/{job}/store/{name}", tag = "jobs", params(("job" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = StoreValue), (status = 404, body = ApiError)))]
 pub async fn store_get(ctx: Ctx, job: String, name: String) -> Result<StoreValue, ApiError> {
     ctx.node.read(|s| {
@@ -110,7 +110,7 @@ pub async fn store_get(ctx: Ctx, job: String, name: String) -> Result<StoreValue
 }
 
 /// Writes one job-store value while the job has not finished.
-#[utoipa::path(put, path = "/v1/jobs/{job}/store/{name}", tag = "jobs", request_body = StorePut,
+#[utoipa::path(put, operation_id = "jobs_store_put", path = "/v1/jobs/{job}/store/{name}", tag = "jobs", request_body = StorePut,
     params(("job" = String, Path), ("name" = String, Path)), responses((status = 200, body = StoreValue)))]
 pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Result<StoreValue, ApiError> {
     ctx.node.read(|s| visible(s, &ctx, &job).map(|_| ()))?;
@@ -123,14 +123,14 @@ pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Resul
 }
 
 /// Lists a job's outputs.
-#[utoipa::path(get, path = "/v1/jobs/{job}/outputs", tag = "jobs", params(("job" = String, Path)),
+#[utoipa::path(get, operation_id = "jobs_outputs", path = "/v1/jobs/{job}/outputs", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = Vec<JobOutput>)))]
 pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> {
     ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.outputs.clone()))
 }
 
 /// Downloads one output (by id or path); the ETag is its sha256.
-#[utoipa::path(get, path = "/v1/jobs/{job}/outputs/{output}", tag = "jobs", params(("job" = String, Path), ("output" = String, Path)),
+#[utoipa::path(get, operation_id = "jobs_download", path = "/v1/jobs/{job}/outputs/{output}", tag = "jobs", params(("job" = String, Path), ("output" = String, Path)),
     responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
 pub async fn download(ctx: Ctx, job: String, output: String) -> Response {
     let found = ctx.node.read(|s| {

@@ -9,7 +9,7 @@ use crate::auth::{hash_token, new_token, Caller};
 use crate::sm::{Command, Reply};
 
 /// Who is calling.
-#[utoipa::path(get, path = "/v1/whoami", tag = "users", responses((status = 200, body = WhoAmI), (status = 401, body = ApiError)))]
+#[utoipa::path(get, operation_id = "users_whoami", path = "/v1/whoami", tag = "users", responses((status = 200, body = WhoAmI), (status = 401, body = ApiError)))]
 pub async fn whoami(ctx: Ctx) -> Result<WhoAmI, ApiError> {
     let caller = ctx.caller()?;
     ctx.node.read(|s| match &caller {
@@ -35,14 +35,14 @@ pub async fn whoami(ctx: Ctx) -> Result<WhoAmI, ApiError> {
 }
 
 /// Lists users (admin).
-#[utoipa::path(get, path = "/v1/users", tag = "users", responses((status = 200, body = Vec<User>), (status = 403, body = ApiError)))]
+#[utoipa::path(get, operation_id = "users_list", path = "/v1/users", tag = "users", responses((status = 200, body = Vec<User>), (status = 403, body = ApiError)))]
 pub async fn list(ctx: Ctx) -> Result<Vec<User>, ApiError> {
     ctx.admin()?;
     Ok(ctx.node.read(|s| s.users.values().map(|u| u.user.clone()).collect()))
 }
 
 /// Creates a user and returns its token, once (admin).
-#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = UserCreate,
+#[utoipa::path(post, operation_id = "users_create", path = "/v1/users", tag = "users", request_body = UserCreate,
     responses((status = 200, body = UserCreated), (status = 409, body = ApiError)))]
 pub async fn create(ctx: Ctx, raw: Bytes) -> Result<UserCreated, ApiError> {
     ctx.admin()?;
@@ -62,7 +62,7 @@ pub async fn create(ctx: Ctx, raw: Bytes) -> Result<UserCreated, ApiError> {
 }
 
 /// Shows a user by id or name (admin).
-#[utoipa::path(get, path = "/v1/users/{user}", tag = "users", params(("user" = String, Path, description = "id or name")),
+#[utoipa::path(get, operation_id = "users_show", path = "/v1/users/{user}", tag = "users", params(("user" = String, Path, description = "id or name")),
     responses((status = 200, body = User), (status = 404, body = ApiError)))]
 pub async fn show(ctx: Ctx, user: String) -> Result<User, ApiError> {
     ctx.admin()?;
@@ -72,14 +72,14 @@ pub async fn show(ctx: Ctx, user: String) -> Result<User, ApiError> {
 }
 
 /// Grants a privilege (admin).
-#[utoipa::path(put, path = "/v1/users/{user}/privileges/{privilege}", tag = "users",
+#[utoipa::path(put, operation_id = "users_grant", path = "/v1/users/{user}/privileges/{privilege}", tag = "users",
     params(("user" = String, Path), ("privilege" = String, Path)), responses((status = 200, body = User)))]
 pub async fn grant(ctx: Ctx, user: String, privilege: String) -> Result<User, ApiError> {
     set_privilege(ctx, user, privilege, true).await
 }
 
 /// Revokes a privilege (admin).
-#[utoipa::path(delete, path = "/v1/users/{user}/privileges/{privilege}", tag = "users",
+#[utoipa::path(delete, operation_id = "users_revoke", path = "/v1/users/{user}/privileges/{privilege}", tag = "users",
     params(("user" = String, Path), ("privilege" = String, Path)), responses((status = 200, body = User)))]
 pub async fn revoke(ctx: Ctx, user: String, privilege: String) -> Result<User, ApiError> {
     set_privilege(ctx, user, privilege, false).await

@@ -18,7 +18,7 @@ pub struct WorkersQuery {
 }
 
 /// Lists workers (admin).
-#[utoipa::path(get, path = "/v1/workers", tag = "workers", params(WorkersQuery), responses((status = 200, body = Vec<Worker>)))]
+#[utoipa::path(get, operation_id = "workers_list", path = "/v1/workers", tag = "workers", params(WorkersQuery), responses((status = 200, body = Vec<Worker>)))]
 pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Worker>, ApiError> {
     ctx.admin()?;
     let q: WorkersQuery = super::reply::query(&raw_query)?;
@@ -28,7 +28,7 @@ pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Worker>, ApiError> 
 }
 
 /// Holds, releases or recycles a worker (admin).
-#[utoipa::path(post, path = "/v1/workers/{worker}/{action}", tag = "workers",
+#[utoipa::path(post, operation_id = "workers_action", path = "/v1/workers/{worker}/{action}", tag = "workers",
     params(("worker" = String, Path), ("action" = String, Path, description = "hold, release or recycle")),
     responses((status = 200, body = Worker), (status = 404, body = ApiError)))]
 pub async fn action(ctx: Ctx, worker: String, action: String) -> Result<Worker, ApiError> {
@@ -51,14 +51,14 @@ pub async fn action(ctx: Ctx, worker: String, action: String) -> Result<Worker, 
 }
 
 /// Reads the control switches (admin).
-#[utoipa::path(get, path = "/v1/control", tag = "control", responses((status = 200, body = Control)))]
+#[utoipa::path(get, operation_id = "workers_show", path = "/v1/control", tag = "control", responses((status = 200, body = Control)))]
 pub async fn show(ctx: Ctx) -> Result<Control, ApiError> {
     ctx.admin()?;
     Ok(ctx.node.read(|s| Control { hold: s.control.hold }))
 }
 
 /// Holds (`hold`) or resumes (`resume`) the start of new work (admin).
-#[utoipa::path(post, path = "/v1/control/{verb}", tag = "control", params(("verb" = String, Path, description = "hold or resume")),
+#[utoipa::path(post, operation_id = "workers_set", path = "/v1/control/{verb}", tag = "control", params(("verb" = String, Path, description = "hold or resume")),
     responses((status = 200, body = Control)))]
 pub async fn set(ctx: Ctx, verb: String) -> Result<Control, ApiError> {
     ctx.admin()?;
