@@ -89,12 +89,16 @@ pub struct UpArgs {
     /// Number of nodes to start
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub nodes: usize,
-    /// Directory for the nodes' data [default: a temporary directory]
+    /// Directory for the nodes' data; kept across runs so a restarted
+    /// cluster has everything it acknowledged [default: $XDG_DATA_HOME/bm/up]
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// Address of the first node's HTTP API (port 0 picks a free one)
-    #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+    #[arg(long, default_value = "127.0.0.1:7770", value_name = "ADDR")]
     pub listen: SocketAddr,
+    /// Name of the profile to write
+    #[arg(long, default_value = "local", value_name = "NAME")]
+    pub profile_name: String,
 }
 
 /// Subcommands of `bm local`.

@@ -1,10 +1,64 @@
-//! `bm up`: starts a local cluster and writes a profile for it, so a
-//! developer can try bm with one command. (Placeholder: to be replaced.)
+//! `bm up`: starts a local cluster in the foreground and writes a profile
+//! for it, so `bm -p local …` works at once. The cluster's data stays in
+//! `--data` between runs: stop it (or kill it) and start it again, and
+//! everything it acknowledged is still there.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bm_api::targets::TargetCreate;
+use bm_api::ErrorCode;
 
 use crate::UpArgs;
 
+/// Targets every local cluster offers (run by the local factory).
+pub const LOCAL_TARGETS: [&str; 2] = ["default", "local"];
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    let base = dirs::data_dir().context("cannot find a data directory; pass --data DIR")?;
+    Ok(base.join("bm").join("up"))
+}
+
 /// Starts the cluster described by `args` and serves until interrupted.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("not yet")
+    if args.nodes != 1 {
+        anyhow::bail!("--nodes {}: this version runs single-node clusters only (multi-node is on its way)", args.nodes);
+    }
+    let data = match args.data {
+        Some(d) => d,
+        None => default_data_dir()?,
+    };
+    let dir = data.join("node1");
+    let cfg = bm_node::NodeConfig::in_dir(&dir, args.listen);
+    let running = bm_node::start(cfg).await.with_context(|| format!("cannot start a node in {}", dir.display()))?;
+    let token = std::fs::read_to_string(dir.join("admin-token"))?.trim().to_string();
+    let url = running.url();
+    let admin = bm_api::Client::new(vec![url.clone()], Some(token.clone()));
+    for t in LOCAL_TARGETS {
+        let spec = TargetCreate {
+            name: t.into(),
+            description: "a sandbox on this host".into(),
+            redirect: None,
+            privilege: None,
+        };
+        match admin.target_create(&spec).await {
+            Ok(_) => {}
+            Err(e) if e.code() == Some(ErrorCode::Conflict) => {}
+            Err(e) => return Err(e).context("cannot create the local targets"),
+        }
+    }
+    let file = crate::config::save_profile(&args.profile_name, std::slice::from_ref(&url), Some(&token))?;
+    eprintln!("bm: cluster of 1 node up at {url}");
+    eprintln!("bm: data in {}", data.display());
+    eprintln!(
+        "bm: profile {:?} written to {}; try: bm -p {} info",
+        args.profile_name,
+        file.display(),
+        args.profile_name
+    );
+    eprintln!("bm: press Ctrl-C to stop");
+    tokio::signal::ctrl_c().await?;
+    eprintln!("bm: stopping");
+    running.stop().await;
+    Ok(())
 }

@@ -16,6 +16,9 @@ use crate::sm::{Command, State};
 
 /// How often the scheduler looks even when nothing was applied.
 const TICK: Duration = Duration::from_millis(500);
+/// Least time between two looks: under a storm of commits the scheduler
+/// plans on a fresh view a few times a second instead of once per commit.
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// What the scheduler wants done, computed from one view of the state.
 pub fn plan(s: &State, now: DateTime<Utc>) -> Vec<Command> {
@@ -64,6 +67,8 @@ pub async fn run(node: Node) {
     let mut watch = node.watch();
     loop {
         let _ = tokio::time::timeout(TICK, watch.changed()).await;
+        tokio::time::sleep(SETTLE).await;
+        watch.borrow_and_update();
         if !node.is_leader() {
             continue;
         }

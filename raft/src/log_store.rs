@@ -2,14 +2,20 @@
 //!
 //! Entries live in their own keyspace keyed by big-endian index, so a range
 //! scan is a log range. Vote, committed id and last purged id live in a small
-//! meta keyspace. Appends are written at once (so a reader sees them) and
-//! made durable by one flusher thread that fsyncs the journal and only then
-//! tells openraft the entries are on disk; appends that arrive while an fsync
-//! runs share the next one, which is what lets many clients commit per fsync.
+//! meta keyspace.
+//!
+//! openraft 0.9 calls `append` once per client write, from its core loop, so
+//! `append` must not wait for the disk. It parks the entries in a pending
+//! map (which readers see at once) and hands them to one flusher thread. The
+//! flusher writes every append that queued up meanwhile in one batch, fsyncs
+//! once, and only then tells openraft they are durable: a group commit, so
+//! many clients share each fsync. Truncate and purge go through the same
+//! thread, in order, and their callers wait for them.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -23,13 +29,27 @@ const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
 
+type Done = mpsc::Sender<Result<(), String>>;
+
+/// Work for the flusher thread, done in the order it was sent.
+enum Op {
+    /// Write these entries, fsync, then report.
+    Append(Vec<Entry<TypeConfig>>, LogFlushed<TypeConfig>),
+    /// Remove entries from this index on, fsync.
+    Truncate(u64, Done),
+    /// Remove entries up to and including this index.
+    Purge(u64, Done),
+}
+
 /// Durable Raft log storage on a fjall database.
 #[derive(Clone)]
 pub struct LogStore {
     db: Database,
     logs: Keyspace,
     meta: Keyspace,
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    /// Appended, not yet written to fjall: readers look here too.
+    pending: Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
+    flusher: mpsc::Sender<Op>,
 }
 
 impl LogStore {
@@ -37,13 +57,14 @@ impl LogStore {
     pub fn open(db: &Database) -> Result<Self, fjall::Error> {
         let logs = db.keyspace("raft_log", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("raft_meta", KeyspaceCreateOptions::default)?;
-        let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
-        let flush_db = db.clone();
+        let pending = Arc::new(Mutex::new(BTreeMap::new()));
+        let (tx, rx) = mpsc::channel::<Op>();
+        let flusher = Flusher { db: db.clone(), logs: logs.clone(), pending: pending.clone() };
         std::thread::Builder::new()
             .name("bm-raft-flush".into())
-            .spawn(move || flusher(flush_db, rx))
+            .spawn(move || flusher.run(rx))
             .expect("spawn log flusher thread");
-        Ok(Self { db: db.clone(), logs, meta, flusher: tx })
+        Ok(Self { db: db.clone(), logs, meta, pending, flusher: tx })
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
@@ -64,40 +85,106 @@ impl LogStore {
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        if let Some((_, e)) = self.pending.lock().expect("pending lock").last_key_value() {
+            return Ok(Some(*e.get_log_id()));
+        }
         let Some(guard) = self.logs.last_key_value() else { return Ok(None) };
         let (_, v) = guard.into_inner().fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
         let e: Entry<TypeConfig> = codec::decode("raft log entry", &v).fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
         Ok(Some(*e.get_log_id()))
     }
 
-    /// Removes every entry with index in `range` in one atomic batch.
-    fn remove_range(&self, range: impl RangeBounds<u64>) -> Result<(), StorageError<NodeId>> {
-        let (lo, hi) = key_bounds(range);
-        let mut batch = self.db.batch();
-        for kv in self.logs.range((lo, hi)) {
-            let k = kv.key().fatal(ErrorSubject::Logs, ErrorVerb::Delete)?;
-            batch.remove(&self.logs, k);
-        }
-        batch.commit().fatal(ErrorSubject::Logs, ErrorVerb::Delete)
+    /// Sends an op to the flusher and waits for it.
+    fn wait_for(&self, op: impl FnOnce(Done) -> Op, verb: ErrorVerb) -> Result<(), StorageError<NodeId>> {
+        let (tx, rx) = mpsc::channel();
+        let stopped = || std::io::Error::other("log flusher stopped");
+        self.flusher.send(op(tx)).map_err(|_| stopped()).fatal(ErrorSubject::Logs, verb)?;
+        rx.recv()
+            .map_err(|_| stopped())
+            .fatal(ErrorSubject::Logs, verb)?
+            .map_err(std::io::Error::other)
+            .fatal(ErrorSubject::Logs, verb)
     }
 }
 
-/// The flusher: fsync once for every run of appends that queued up meanwhile,
-/// then report each of them, in order.
-fn flusher(db: Database, rx: mpsc::Receiver<LogFlushed<TypeConfig>>) {
-    while let Ok(first) = rx.recv() {
-        let mut waiting = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            waiting.push(more);
-        }
-        let res = db.persist(PersistMode::SyncAll);
-        for cb in waiting {
-            let r = match &res {
-                Ok(()) => Ok(()),
-                Err(e) => Err(std::io::Error::other(e.to_string())),
+/// The thread that owns writes to the log keyspace.
+struct Flusher {
+    db: Database,
+    logs: Keyspace,
+    pending: Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
+}
+
+impl Flusher {
+    fn run(self, rx: mpsc::Receiver<Op>) {
+        let mut next = None;
+        loop {
+            let op = match next.take() {
+                Some(op) => op,
+                None => match rx.recv() {
+                    Ok(op) => op,
+                    Err(_) => return,
+                },
             };
-            cb.log_io_completed(r);
+            match op {
+                Op::Append(entries, cb) => {
+                    let mut group = vec![(entries, cb)];
+                    // Take every append already queued; stop at anything else.
+                    while let Ok(more) = rx.try_recv() {
+                        match more {
+                            Op::Append(e, c) => group.push((e, c)),
+                            other => {
+                                next = Some(other);
+                                break;
+                            }
+                        }
+                    }
+                    let res = self.write_group(&group);
+                    for (_, cb) in group {
+                        cb.log_io_completed(res.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.clone())));
+                    }
+                }
+                Op::Truncate(from, done) => {
+                    let _ = done.send(self.remove((Bound::Included(from), Bound::Unbounded), true));
+                }
+                Op::Purge(upto, done) => {
+                    let _ = done.send(self.remove((Bound::Unbounded, Bound::Included(upto)), false));
+                }
+            }
         }
+    }
+
+    fn write_group(&self, group: &[(Vec<Entry<TypeConfig>>, LogFlushed<TypeConfig>)]) -> Result<(), String> {
+        let mut batch = self.db.batch();
+        let mut indexes = Vec::new();
+        for (entries, _) in group {
+            for e in entries {
+                let bytes = codec::encode("raft log entry", e).map_err(|e| e.to_string())?;
+                let i = e.get_log_id().index;
+                batch.insert(&self.logs, key(i), bytes);
+                indexes.push(i);
+            }
+        }
+        batch.commit().map_err(|e| e.to_string())?;
+        self.db.persist(PersistMode::SyncAll).map_err(|e| e.to_string())?;
+        let mut pending = self.pending.lock().expect("pending lock");
+        for i in indexes {
+            pending.remove(&i);
+        }
+        Ok(())
+    }
+
+    fn remove(&self, range: (Bound<u64>, Bound<u64>), sync: bool) -> Result<(), String> {
+        self.pending.lock().expect("pending lock").retain(|i, _| !range.contains(i));
+        let (lo, hi) = key_bounds(range);
+        let mut batch = self.db.batch();
+        for kv in self.logs.range((lo, hi)) {
+            batch.remove(&self.logs, kv.key().map_err(|e| e.to_string())?);
+        }
+        batch.commit().map_err(|e| e.to_string())?;
+        if sync {
+            self.db.persist(PersistMode::SyncAll).map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
 }
 
@@ -119,14 +206,20 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+        // Pending first: an entry leaves it only after it is in fjall, so
+        // reading in this order never misses one.
+        let mut out: BTreeMap<u64, Entry<TypeConfig>> = {
+            let pending = self.pending.lock().expect("pending lock");
+            pending.range(range.clone()).map(|(i, e)| (*i, e.clone())).collect()
+        };
         let (lo, hi) = key_bounds(range);
-        let mut out = Vec::new();
         for kv in self.logs.range((lo, hi)) {
             let (_, v) = kv.into_inner().fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
-            let e = codec::decode("raft log entry", &v).fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
-            out.push(e);
+            let e: Entry<TypeConfig> =
+                codec::decode("raft log entry", &v).fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
+            out.entry(e.get_log_id().index).or_insert(e);
         }
-        Ok(out)
+        Ok(out.into_values().collect())
     }
 }
 
@@ -165,27 +258,27 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = self.db.batch();
-        for e in entries {
-            let bytes = codec::encode("raft log entry", &e).fatal(ErrorSubject::Logs, ErrorVerb::Write)?;
-            batch.insert(&self.logs, key(e.get_log_id().index), bytes);
+        let entries: Vec<_> = entries.into_iter().collect();
+        {
+            let mut pending = self.pending.lock().expect("pending lock");
+            for e in &entries {
+                pending.insert(e.get_log_id().index, e.clone());
+            }
         }
-        batch.commit().fatal(ErrorSubject::Logs, ErrorVerb::Write)?;
-        if let Err(mpsc::SendError(cb)) = self.flusher.send(callback) {
+        if let Err(mpsc::SendError(Op::Append(_, cb))) = self.flusher.send(Op::Append(entries, callback)) {
             cb.log_io_completed(Err(std::io::Error::other("log flusher stopped")));
         }
         Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.remove_range(log_id.index..)?;
-        self.db.persist(PersistMode::SyncAll).fatal(ErrorSubject::Logs, ErrorVerb::Delete)
+        self.wait_for(|d| Op::Truncate(log_id.index, d), ErrorVerb::Delete)
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         // Record the purge point first: a crash between the two steps leaves
         // extra entries below it, which are ignored, never a hole.
         self.write_meta(LAST_PURGED, &log_id, true)?;
-        self.remove_range(..=log_id.index)
+        self.wait_for(|d| Op::Purge(log_id.index, d), ErrorVerb::Delete)
     }
 }

@@ -193,6 +193,7 @@ impl State {
             rec.set_state(JobState::Queued, time, "job submitted; queued for a worker");
         } else {
             rec.set_state(JobState::Waiting, time, "job submitted; waiting for its dependencies");
+            self.waiting.insert(id.clone());
         }
         self.jobs.insert(id.clone(), rec);
         self.settle_waiting(time);
@@ -205,7 +206,8 @@ impl State {
     pub(super) fn settle_waiting(&mut self, time: Time) {
         loop {
             let mut decided: Vec<(String, Result<(), String>)> = Vec::new();
-            for (id, rec) in self.jobs.iter().filter(|(_, r)| r.job.state == JobState::Waiting) {
+            self.waiting.retain(|id| self.jobs.get(id).is_some_and(|r| r.job.state == JobState::Waiting));
+            for (id, rec) in self.waiting.iter().filter_map(|id| self.jobs.get(id).map(|r| (id, r))) {
                 let mut verdict = Some(Ok(()));
                 for d in &rec.job.depends {
                     let prior = self.jobs.get(&d.prior_job).map(|p| p.job.state);
@@ -237,6 +239,7 @@ impl State {
                 return;
             }
             for (id, v) in decided {
+                self.waiting.remove(&id);
                 let rec = self.jobs.get_mut(&id).expect("listed above");
                 match v {
                     Ok(()) => rec.set_state(JobState::Queued, time, "dependencies satisfied; queued for a worker"),

@@ -15,7 +15,7 @@ mod tests;
 mod users;
 mod workers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bm_raft::{codec, Machine, MachineError};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,9 @@ pub struct State {
     pub jobs: BTreeMap<String, JobRecord>,
     /// Token hash to principal.
     pub tokens: BTreeMap<String, Principal>,
+    /// Jobs in the `waiting` state: an index, so that settling dependencies
+    /// costs the number of waiting jobs, not of all jobs ever submitted.
+    pub waiting: BTreeSet<String>,
     /// Cluster-wide switches.
     pub control: control::ControlRecord,
     /// Log index of the last command applied.

@@ -1,0 +1,114 @@
+//! Single-node commit benchmark: committed state-machine commands per second
+//! and commit latency through the HTTP API, with fsync on, for 1, 16 and 256
+//! concurrent API clients.
+//!
+//! `cargo bench -p bm-node --bench single_node` (set `BM_BENCH_SECS` to change
+//! the time per level, default 5). The node runs in this process on a
+//! temporary directory; clients are `bm_api::Client`s over loopback HTTP, so
+//! figures include HTTP, JSON, Raft, fsync and apply. A first row of
+//! `whoami` calls (no commit) shows what HTTP alone costs on the same cores. New work is held so
+//! the scheduler adds no commands of its own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bm_api::jobs::{JobSubmit, TaskSpec};
+use bm_api::targets::TargetCreate;
+
+fn job(i: usize) -> JobSubmit {
+    JobSubmit {
+        name: format!("bench-{i}"),
+        target: "default".into(),
+        tasks: vec![TaskSpec {
+            name: "main".into(),
+            script: "true".into(),
+            env: Default::default(),
+            env_clear: false,
+            workdir: None,
+        }],
+        output_rules: vec![],
+        inputs: vec![],
+        tags: Default::default(),
+        depends: Default::default(),
+        store: Default::default(),
+        timeout_secs: None,
+    }
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(()); // `cargo test --benches` asks for a listing.
+    }
+    let secs: u64 = std::env::var("BM_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let tmp = tempfile::tempdir()?;
+    let cfg = bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse()?);
+    let running = bm_node::start(cfg).await?;
+    let token = std::fs::read_to_string(tmp.path().join("admin-token"))?.trim().to_string();
+    let admin = bm_api::Client::new(vec![running.url()], Some(token));
+    admin
+        .target_create(&TargetCreate {
+            name: "default".into(),
+            description: String::new(),
+            redirect: None,
+            privilege: None,
+        })
+        .await?;
+    admin.control_hold(true).await?;
+    println!("single-node commit benchmark: {secs} s per level, fsync on, {} cores", num_cpus());
+    println!("{:>10} {:>8} {:>12} {:>10} {:>10} {:>10}", "op", "clients", "ops/s", "p50 ms", "p99 ms", "ops");
+    for (op, clients) in [("whoami", 16usize), ("submit", 1), ("submit", 16), ("submit", 256)] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let (admin, stop) = (admin.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let mut i = c * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if op == "submit" {
+                        admin.job_submit(&job(i)).await.expect("submit");
+                    } else {
+                        admin.whoami().await.expect("whoami");
+                    }
+                    lat.push(t.elapsed());
+                    i += 1;
+                }
+                lat
+            }));
+        }
+        let start = Instant::now();
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await?);
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        lat.sort();
+        println!(
+            "{:>10} {:>8} {:>12.0} {:>10.2} {:>10.2} {:>10}",
+            op,
+            clients,
+            lat.len() as f64 / elapsed,
+            pct(&lat, 0.50).as_secs_f64() * 1e3,
+            pct(&lat, 0.99).as_secs_f64() * 1e3,
+            lat.len()
+        );
+    }
+    running.stop().await;
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
