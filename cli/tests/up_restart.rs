@@ -1,0 +1,89 @@
+//! The README's first-steps flow, end to end with real processes: `bm up`,
+//! create a user, submit a job, `kill -9` the cluster, start it again, and
+//! find everything that was acknowledged.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Up(Child);
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn bm(home: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bm"))
+        .args(args)
+        .env("BM_CONFIG", home.join("config.toml"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env_remove("BM_PROFILE")
+        .env_remove("BM_TOKEN")
+        .env_remove("BM_URL")
+        .output()
+        .expect("run bm")
+}
+
+/// Starts `bm up` on a free port and waits until the profile answers.
+fn up(home: &Path) -> Up {
+    let _ = std::fs::remove_file(home.join("config.toml"));
+    let child = Command::new(env!("CARGO_BIN_EXE_bm"))
+        .args(["up", "--listen", "127.0.0.1:0"])
+        .env("BM_CONFIG", home.join("config.toml"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn bm up");
+    let up = Up(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if bm(home, &["-p", "local", "check"]).status.success() {
+            return up;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("bm up did not come up within 60 s");
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "bm failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn bm_up_keeps_acknowledged_users_tokens_and_jobs_across_kill_9() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut cluster = up(h);
+
+    let token = stdout(&bm(h, &["-p", "local", "user", "create", "carol"]));
+    let script = h.join("job.sh");
+    std::fs::write(&script, "#!/bin/bash\necho hi\n").unwrap();
+    let out = stdout(&bm(h, &["-p", "local", "job", "run", "--target", "default", script.to_str().unwrap()]));
+    let job_id = out.lines().next().unwrap().to_string();
+    let shown: serde_json::Value =
+        serde_json::from_str(&stdout(&bm(h, &["-p", "local", "job", "show", &job_id, "--json"]))).unwrap();
+    assert_eq!(shown["state"], "queued", "no workers yet: {shown}");
+
+    // Pull the plug: SIGKILL, no shutdown path runs.
+    cluster.0.kill().unwrap();
+    cluster.0.wait().unwrap();
+    drop(cluster);
+    let _cluster = up(h);
+
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&bm(h, &["-p", "local", "job", "list", "--json"]))).unwrap();
+    assert!(list.as_array().unwrap().iter().any(|j| j["id"] == job_id.as_str()), "job lost: {list}");
+    let users = stdout(&bm(h, &["-p", "local", "user", "ls"]));
+    assert!(users.contains("carol"), "user lost: {users}");
+    let who = stdout(&bm(h, &["-p", "local", "--token", &token, "info"]));
+    assert!(who.contains("carol"), "carol's token no longer works: {who}");
+
+    // Exit codes scripts rely on.
+    assert_eq!(bm(h, &["-p", "local", "job", "show", "01NOSUCHJOB"]).status.code(), Some(4));
+    assert_eq!(bm(h, &["-p", "local", "--token", "wrong", "info"]).status.code(), Some(5));
+}
