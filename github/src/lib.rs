@@ -1,0 +1,1 @@
+//! GitHub side of bm.
