@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod node;
 pub mod openapi;
+pub mod proposer;
 pub mod scheduler;
 pub mod server;
 pub mod sm;

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bm_api::{ApiError, ErrorCode};
-use bm_raft::{codec, AppliedWatch, NoNetwork, NodeInfo, Payload, Raft, SmStore, Storage};
-use openraft::error::{ClientWriteError, RaftError};
+use bm_raft::{AppliedWatch, NoNetwork, NodeInfo, Raft, SmStore, Storage};
+use openraft::error::RaftError;
 
 use crate::auth;
 use crate::blobs::Blobs;
 use crate::config::NodeConfig;
-use crate::sm::{Command, Outcome, Replicated, Reply, State};
+use crate::proposer::Proposer;
+use crate::sm::{Command, Replicated, Reply, State};
 
 /// Shared handle on a node's parts; cheap to clone into handlers and tasks.
 #[derive(Clone)]
@@ -26,6 +27,7 @@ struct Inner {
     sm: SmStore<Replicated>,
     admin_hash: String,
     blobs: Blobs,
+    proposer: Proposer,
     config: NodeConfig,
 }
 
@@ -57,8 +59,17 @@ impl Node {
             .await
             .map_err(|e| anyhow::anyhow!("node {} did not become leader: {e}", config.id))?;
         let blobs = Blobs::new(config.data_dir.join("blobs"));
+        let proposer = Proposer::start(raft.clone());
         Ok(Self {
-            inner: Arc::new(Inner { id: config.id, raft, sm, admin_hash: auth::hash_token(&admin), blobs, config }),
+            inner: Arc::new(Inner {
+                id: config.id,
+                raft,
+                sm,
+                admin_hash: auth::hash_token(&admin),
+                blobs,
+                proposer,
+                config,
+            }),
         })
     }
 
@@ -115,32 +126,11 @@ impl Node {
     /// Commits a command on a quorum and returns what applying it gave.
     /// Nothing is acknowledged before it is committed.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, ApiError> {
-        let bytes = codec::encode("state-machine command", &cmd)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        let resp = self.inner.raft.client_write(Payload(bytes)).await.map_err(write_error)?;
-        let outcome: Outcome = codec::decode("command outcome", &resp.data.0)
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-        outcome.map_err(ApiError::from)
+        self.inner.proposer.propose(cmd).await?.map_err(ApiError::from)
     }
 
     /// Stops Raft.
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
-    }
-}
-
-fn write_error(e: RaftError<u64, ClientWriteError<u64, NodeInfo>>) -> ApiError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ApiError::new(
-            ErrorCode::Unavailable,
-            match f.leader_node {
-                Some(n) => format!("this node is not the leader; try {}", n.api_addr),
-                None => "no leader is known right now; retry".to_string(),
-            },
-        ),
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            ApiError::new(ErrorCode::Conflict, e.to_string())
-        }
-        RaftError::Fatal(e) => ApiError::new(ErrorCode::Internal, format!("raft stopped: {e}")),
     }
 }

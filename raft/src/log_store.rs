@@ -39,6 +39,8 @@ enum Op {
     Truncate(u64, Done),
     /// Remove entries up to and including this index.
     Purge(u64, Done),
+    /// Record the committed log id (encoded) with the next write; never waited for.
+    Committed(Vec<u8>),
 }
 
 /// Durable Raft log storage on a fjall database.
@@ -49,6 +51,8 @@ pub struct LogStore {
     meta: Keyspace,
     /// Appended, not yet written to fjall: readers look here too.
     pending: Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
+    /// The committed id last saved, as openraft reads it back.
+    committed: Arc<Mutex<Option<LogId<NodeId>>>>,
     flusher: mpsc::Sender<Op>,
 }
 
@@ -59,12 +63,15 @@ impl LogStore {
         let meta = db.keyspace("raft_meta", KeyspaceCreateOptions::default)?;
         let pending = Arc::new(Mutex::new(BTreeMap::new()));
         let (tx, rx) = mpsc::channel::<Op>();
-        let flusher = Flusher { db: db.clone(), logs: logs.clone(), pending: pending.clone() };
+        let flusher = Flusher { db: db.clone(), logs: logs.clone(), meta: meta.clone(), pending: pending.clone() };
         std::thread::Builder::new()
             .name("bm-raft-flush".into())
             .spawn(move || flusher.run(rx))
             .expect("spawn log flusher thread");
-        Ok(Self { db: db.clone(), logs, meta, pending, flusher: tx })
+        let mut this = Self { db: db.clone(), logs, meta, pending, committed: Default::default(), flusher: tx };
+        let committed = this.read_meta::<Option<LogId<NodeId>>>(COMMITTED).ok().flatten().flatten();
+        this.committed = Arc::new(Mutex::new(committed));
+        Ok(this)
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
@@ -111,6 +118,7 @@ impl LogStore {
 struct Flusher {
     db: Database,
     logs: Keyspace,
+    meta: Keyspace,
     pending: Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
 }
 
@@ -126,12 +134,19 @@ impl Flusher {
                 },
             };
             match op {
+                Op::Committed(c) => {
+                    // Best effort, unsynced: losing it only means re-applying.
+                    let _ = self.meta.insert(COMMITTED, c);
+                }
                 Op::Append(entries, cb) => {
                     let mut group = vec![(entries, cb)];
                     // Take every append already queued; stop at anything else.
                     while let Ok(more) = rx.try_recv() {
                         match more {
                             Op::Append(e, c) => group.push((e, c)),
+                            Op::Committed(c) => {
+                                let _ = self.meta.insert(COMMITTED, c);
+                            }
                             other => {
                                 next = Some(other);
                                 break;
@@ -245,12 +260,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
-        // Not synced: losing it only means re-applying from the snapshot.
-        self.write_meta(COMMITTED, &committed, false)
+        // Never wait for the disk here: openraft calls this from its core loop
+        // on every commit, and a wait behind an fsync would serialise writes.
+        // Unsynced: losing it only means re-applying from the snapshot.
+        *self.committed.lock().expect("committed lock") = committed;
+        let bytes = codec::encode("raft metadata", &committed).fatal(ErrorSubject::Store, ErrorVerb::Write)?;
+        let _ = self.flusher.send(Op::Committed(bytes));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self.read_meta::<Option<LogId<NodeId>>>(COMMITTED)?.flatten())
+        Ok(*self.committed.lock().expect("committed lock"))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>

@@ -208,6 +208,8 @@ impl State {
             let mut decided: Vec<(String, Result<(), String>)> = Vec::new();
             self.waiting.retain(|id| self.jobs.get(id).is_some_and(|r| r.job.state == JobState::Waiting));
             for (id, rec) in self.waiting.iter().filter_map(|id| self.jobs.get(id).map(|r| (id, r))) {
+                // A decided dependency that forbids running fails the job at
+                // once, whatever the others are doing; else wait for all.
                 let mut verdict = Some(Ok(()));
                 for d in &rec.job.depends {
                     let prior = self.jobs.get(&d.prior_job).map(|p| p.job.state);
@@ -217,7 +219,7 @@ impl State {
                         Some(JobState::Cancelled) => d.on_failed,
                         Some(_) => {
                             verdict = None;
-                            break;
+                            continue;
                         }
                         None => false,
                     };

@@ -109,17 +109,22 @@ impl State {
     }
 }
 
-/// The [`Machine`] Raft drives: decode, apply, encode the outcome.
+/// The [`Machine`] Raft drives. One Raft entry carries a batch of commands
+/// (the proposer packs concurrent requests together, see `proposer.rs`);
+/// they are applied in order and answered with one outcome each.
 #[derive(Default)]
 pub struct Replicated(pub State);
 
+/// What one Raft entry carries.
+pub type Batch = Vec<Command>;
+
 impl Machine for Replicated {
     fn apply(&mut self, index: u64, command: &[u8]) -> Result<Vec<u8>, MachineError> {
-        let cmd: Command = codec::decode("state-machine command", command)
+        let batch: Batch = codec::decode("state-machine command batch", command)
             .map_err(|e| MachineError(format!("log entry {index}: {e}")))?;
         self.0.applied = index;
-        let outcome = self.0.apply(cmd);
-        codec::encode("command outcome", &outcome).map_err(|e| MachineError(e.to_string()))
+        let outcomes: Vec<Outcome> = batch.into_iter().map(|cmd| self.0.apply(cmd)).collect();
+        codec::encode("command outcomes", &outcomes).map_err(|e| MachineError(e.to_string()))
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, MachineError> {

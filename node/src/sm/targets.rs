@@ -64,16 +64,26 @@ impl State {
             if !self.targets.contains_key(r) {
                 return not_found("target", r);
             }
-            // Refuse a loop: follow from the new redirect and never come back.
+            // Follow the chain from the new redirect to its end: it must not
+            // come back to `target` (a loop) nor exceed the redirect limit.
+            // Existing chains have no loops, so this ends.
             let mut cur = Some(r.clone());
-            for _ in 0..=MAX_REDIRECTS {
-                match cur {
-                    Some(c) if c == target => {
-                        return reject(ErrorCode::Conflict, format!("redirecting {target:?} to {r:?} makes a loop"))
-                    }
-                    Some(c) => cur = self.targets.get(&c).and_then(|t| t.redirect.clone()),
-                    None => break,
+            let mut hops = 1;
+            while let Some(c) = cur {
+                if c == target {
+                    return reject(ErrorCode::Conflict, format!("redirecting {target:?} to {r:?} makes a loop"));
                 }
+                cur = self.targets.get(&c).and_then(|t| t.redirect.clone());
+                hops += 1;
+                if hops > self.targets.len() + 1 {
+                    break;
+                }
+            }
+            if hops - 1 > MAX_REDIRECTS {
+                return reject(
+                    ErrorCode::Conflict,
+                    format!("redirecting {target:?} to {r:?} makes a chain of more than {MAX_REDIRECTS} redirects"),
+                );
             }
         }
         let t = self.targets.get_mut(target).expect("checked above");

@@ -374,7 +374,6 @@ fn a_redirect_that_makes_a_loop_is_refused() {
 }
 
 #[test]
-#[ignore = "BUG: set_redirect's loop check stops after MAX_REDIRECTS+1 hops, so a loop through >9 targets is accepted"]
 fn a_redirect_loop_longer_than_the_redirect_limit_is_refused() {
     let mut s = world();
     // c0 -> c1 -> … -> c10: ten redirects, each created towards an existing target.
@@ -633,7 +632,6 @@ fn retiring_a_destroyed_worker_is_a_conflict_and_a_destroying_one_a_no_op() {
 }
 
 #[test]
-#[ignore = "BUG: retire_worker moves a never-leased (Requested) worker to Destroying, where no factory may destroy it"]
 fn a_recycled_worker_that_no_factory_leased_does_not_linger() {
     let mut s = world();
     ok(&mut s, request_cmd("W1", "linux"));
@@ -1137,9 +1135,9 @@ fn job_events_are_numbered_by_their_index_without_gaps() {
 // The Machine Raft drives: malformed bytes are fatal, refusals are answers.
 // ---------------------------------------------------------------------------
 
-/// Encodes a command as a proposer puts it in the log.
+/// Encodes a command as a proposer puts it in the log: a batch of one.
 fn encode(cmd: &Command) -> Vec<u8> {
-    codec::encode("test command", cmd).expect("commands encode")
+    codec::encode("test command", &vec![cmd.clone()]).expect("commands encode")
 }
 
 /// A [`Replicated`] holding [`world`] at log index 10.
@@ -1180,11 +1178,11 @@ fn a_truncated_or_padded_log_entry_is_a_fatal_error() {
 fn a_refusal_is_an_encoded_answer_and_advances_applied() {
     let mut r = replicated_world();
     let bytes = r.apply(11, &encode(&submit_cmd("J1", ALICE, job("nowhere")))).expect("a refusal is not fatal");
-    let outcome: Outcome = codec::decode("outcome", &bytes).unwrap();
+    let outcome: Outcome = codec::decode::<Vec<Outcome>>("outcome", &bytes).unwrap().remove(0);
     assert_eq!(outcome.unwrap_err().code, ErrorCode::NotFound);
     assert_eq!(r.0.applied, 11, "the refused command still occupied its log index");
     let bytes = r.apply(12, &encode(&submit_cmd("J1", ALICE, job("linux")))).unwrap();
-    let outcome: Outcome = codec::decode("outcome", &bytes).unwrap();
+    let outcome: Outcome = codec::decode::<Vec<Outcome>>("outcome", &bytes).unwrap().remove(0);
     assert!(matches!(outcome, Ok(Reply::Job(_))));
 }
 
@@ -1298,14 +1296,16 @@ impl Model {
         loop {
             let mut decided = Vec::new();
             for (id, j) in self.jobs.iter().filter(|(_, j)| j.state == JobState::Waiting) {
+                // Any decided dependency that forbids running fails the job at
+                // once, whatever the others are doing; else wait for all.
                 let mut verdict = Some(JobState::Queued);
                 for (prior, on_failed, on_completed) in &j.deps {
                     let allowed = match self.jobs[prior].state {
                         JobState::Completed => *on_completed,
                         JobState::Failed | JobState::Cancelled => *on_failed,
                         _ => {
-                            verdict = None;
-                            break;
+                            verdict = verdict.and(None);
+                            continue;
                         }
                     };
                     if !allowed {
@@ -1467,14 +1467,21 @@ impl Model {
                     }
                 }
             }
-            Command::HoldWorker { worker, hold } => self.workers.get_mut(worker).ok_or(NotFound)?.hold = *hold,
+            Command::HoldWorker { worker, hold } => {
+                let w = self.workers.get_mut(worker).ok_or(NotFound)?;
+                if w.state == WorkerState::Destroyed {
+                    return Err(Conflict);
+                }
+                w.hold = *hold;
+            }
             Command::RecycleWorker { worker, .. } | Command::WorkerLost { worker, .. } => {
                 let w = self.workers.get_mut(worker).ok_or(NotFound)?;
                 match w.state {
                     WorkerState::Destroyed => return Err(Conflict),
                     WorkerState::Destroying => {}
                     _ => {
-                        w.state = WorkerState::Destroying;
+                        // Never leased: nothing to tear down, gone at once.
+                        w.state = if w.factory.is_none() { WorkerState::Destroyed } else { WorkerState::Destroying };
                         if let Some(j) = w.job.clone() {
                             self.end_job(&j, JobState::Failed);
                         }
@@ -1700,7 +1707,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (job_pick(), fence_kind()).prop_map(|(job, fence)| Op::Output { job, fence }),
         6 => (job_pick(), fence_kind(), any::<bool>())
             .prop_map(|(job, fence, success)| Op::Finish { job, fence, success }),
-        1 => (job_pick(), prop::option::of(fence_kind()), 0..2usize, any::<bool>())
+        2 => (job_pick(), prop::option::of(fence_kind()), 0..2usize, any::<bool>())
             .prop_map(|(job, fence, key, secret)| Op::Store { job, fence, key, secret }),
         1 => job_pick().prop_map(|job| Op::Timeout { job }),
         1 => (worker_pick(), any::<bool>()).prop_map(|(w, lost)| Op::Retire { w, lost }),
@@ -1845,7 +1852,7 @@ fn drive(m: &Model, n: usize, step: i64) -> Command {
             JobState::Running => next.push(Command::JobFinish {
                 job: id.clone(),
                 fence: current(),
-                failure: (n % 3 == 0).then(|| format!("task failed at step {step}")),
+                failure: n.is_multiple_of(3).then(|| format!("task failed at step {step}")),
                 time,
             }),
             _ => {}
@@ -2100,8 +2107,11 @@ fn replay(r: &mut Replicated, commands: &[Command], first: u64) -> Vec<Vec<u8>> 
 }
 
 proptest! {
+    // A case takes about a millisecond, so afford four times the default:
+    // some rules (a secret overwritten in the clear, an assignment of a
+    // waiting job) need a rare pair of steps to be exercised.
     #![proptest_config(ProptestConfig {
-        cases: 256,
+        cases: 1024,
         // Keep the tree clean: no regression files beside the sources.
         failure_persistence: None,
         ..ProptestConfig::default()
@@ -2114,6 +2124,10 @@ proptest! {
     ) {
         run_history(factories, &ops);
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn replay_is_deterministic_and_a_snapshot_resumes_the_same_history(
@@ -2132,7 +2146,7 @@ proptest! {
         prop_assert!(a.0 == b.0, "two replicas diverged");
         // …and answer what State::apply answered directly.
         for (bytes, direct) in answers_a.iter().zip(&h.outcomes) {
-            let decoded: Outcome = codec::decode("outcome", bytes).unwrap();
+            let decoded: Outcome = codec::decode::<Vec<Outcome>>("outcome", bytes).unwrap().remove(0);
             prop_assert_eq!(&decoded, direct);
         }
         let mut expected_final = h.states[n - 1].clone();
@@ -2215,4 +2229,20 @@ fn the_random_histories_reach_every_job_state_and_accept_every_kind_of_step() {
         assert!(accepted.contains(kind), "no {kind} was ever accepted: {accepted:?}");
     }
     assert!(stale > 0, "no stale fence was ever presented to a live assignment");
+}
+
+#[test]
+fn a_batch_entry_applies_its_commands_in_order_with_one_outcome_each() {
+    let mut r = replicated_world();
+    let batch = vec![
+        submit_cmd("JB1", ALICE, job("linux")),
+        submit_cmd("JB1", ALICE, job("linux")),
+        submit_cmd("JB2", ALICE, job("linux")),
+    ];
+    let bytes = codec::encode("batch", &batch).unwrap();
+    let out: Vec<Outcome> = codec::decode("outcomes", &r.apply(50, &bytes).unwrap()).unwrap();
+    assert_eq!(out.len(), 3);
+    assert!(out[0].is_ok() && out[2].is_ok(), "{out:?}");
+    assert_eq!(out[1].as_ref().unwrap_err().code, ErrorCode::Conflict, "the second JB1 sees the first");
+    assert!(r.0.jobs.contains_key("JB1") && r.0.jobs.contains_key("JB2"));
 }

@@ -131,6 +131,9 @@ impl State {
 
     pub(super) fn hold_worker(&mut self, worker: &str, hold: bool) -> Outcome {
         let Some(w) = self.workers.get_mut(worker) else { return not_found("worker", worker) };
+        if w.worker.state.is_terminal() {
+            return reject(ErrorCode::Conflict, format!("worker {worker} is already destroyed"));
+        }
         w.worker.hold = hold;
         Ok(Reply::Worker(w.worker.clone()))
     }
@@ -145,7 +148,9 @@ impl State {
             WorkerState::Destroying => return Ok(Reply::Worker(w.worker.clone())),
             _ => {}
         }
-        w.set_state(WorkerState::Destroying, time);
+        // A worker no factory took has nothing to tear down: it is gone now.
+        let next = if w.worker.factory.is_none() { WorkerState::Destroyed } else { WorkerState::Destroying };
+        w.set_state(next, time);
         let job = w.worker.job.clone();
         let out = w.worker.clone();
         if let Some(j) = job {
