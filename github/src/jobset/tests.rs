@@ -320,3 +320,21 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    /// Arbitrary folder contents never panic the set checks, and every
+    /// error names one of the files.
+    #[test]
+    fn arbitrary_folders_never_panic(texts in proptest::collection::vec("(#!/bin/bash\n)?((#: ?|#|)[ -~]{0,30}\n){0,8}", 0..5)) {
+        let mut b = JobSetBuilder::new();
+        let paths: Vec<String> = (0..texts.len()).map(|i| format!("f{i}.sh")).collect();
+        for (p, t) in paths.iter().zip(&texts) {
+            b.add_file(p, t);
+        }
+        if let Err(e) = b.finish() {
+            for err in &e.errors {
+                proptest::prop_assert!(paths.contains(&err.path), "{}", err);
+            }
+        }
+    }
+}
