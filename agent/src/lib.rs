@@ -1,1 +1,10 @@
-//! The bm agent.
+//! The bm agent: runs inside a worker, connects out to the cluster with a
+//! single-use bootstrap token, receives its job, runs it as user `build`,
+//! ships its log live, uploads its outputs and reports the end, all under
+//! the assignment's fencing epoch.
+
+pub mod collect;
+pub mod env;
+pub mod outputs;
+pub mod run;
+pub mod shipper;

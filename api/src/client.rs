@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::agent::{BootstrapRequest, Bootstrapped, EventsUpload, Fenced, Finish, Instruction};
 use crate::error::{ApiError, ErrorCode};
 use crate::factories::*;
 use crate::jobs::*;
@@ -94,6 +95,17 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&serde_json::Value>,
     ) -> Result<reqwest::Response, ClientError> {
+        self.send_body(method, path, query, body.map(Body::Json).unwrap_or(Body::None)).await
+    }
+
+    /// Like [`Client::send`] with any kind of body (raw bytes for uploads).
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Body<'_>,
+    ) -> Result<reqwest::Response, ClientError> {
         let n = self.urls.len().max(1);
         let start = self.current.load(Ordering::Relaxed);
         let mut last = String::from("no node URL configured");
@@ -105,8 +117,10 @@ impl Client {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
-            if let Some(b) = body {
-                req = req.json(b);
+            match &body {
+                Body::None => {}
+                Body::Json(b) => req = req.json(b),
+                Body::Bytes(b) => req = req.header("content-type", "application/octet-stream").body(b.clone()),
             }
             match req.send().await {
                 Ok(resp) if resp.status().is_success() => {
@@ -321,6 +335,73 @@ impl Client {
     pub async fn control_hold(&self, hold: bool) -> Result<Control, ClientError> {
         let verb = if hold { "hold" } else { "resume" };
         self.call(Method::POST, &format!("control/{verb}"), &[], None).await
+    }
+}
+
+/// A request body.
+pub enum Body<'a> {
+    /// None.
+    None,
+    /// JSON.
+    Json(&'a serde_json::Value),
+    /// Raw bytes (uploads).
+    Bytes(bytes::Bytes),
+}
+
+/// Calls an agent makes with its worker credential.
+impl Client {
+    /// Exchanges the single-use bootstrap token for a worker credential.
+    pub async fn agent_bootstrap(&self, bootstrap_token: &str) -> Result<Bootstrapped, ClientError> {
+        let req = BootstrapRequest { bootstrap_token: bootstrap_token.to_string() };
+        self.call(Method::POST, "agent/bootstrap", &[], Self::json(&req)).await
+    }
+
+    /// Asks what to do next, waiting up to `wait` seconds for work. Also the heartbeat.
+    pub async fn agent_instruction(&self, wait: u64) -> Result<Instruction, ClientError> {
+        self.call(Method::GET, "agent/instruction", &[("wait", wait.to_string())], None).await
+    }
+
+    /// Reports the job started.
+    pub async fn agent_start(&self, job: &str, epoch: u64) -> Result<(), ClientError> {
+        let _: serde_json::Value = self
+            .call(Method::POST, &format!("agent/jobs/{}/start", enc(job)), &[], Self::json(&Fenced { epoch }))
+            .await?;
+        Ok(())
+    }
+
+    /// Sends log lines and control messages.
+    pub async fn agent_events(&self, job: &str, upload: &EventsUpload) -> Result<(), ClientError> {
+        let _: serde_json::Value =
+            self.call(Method::POST, &format!("agent/jobs/{}/events", enc(job)), &[], Self::json(upload)).await?;
+        Ok(())
+    }
+
+    /// Uploads one output file found at `path` in the worker.
+    pub async fn agent_output(
+        &self,
+        job: &str,
+        epoch: u64,
+        path: &str,
+        data: bytes::Bytes,
+    ) -> Result<JobOutput, ClientError> {
+        let q = [("epoch", epoch.to_string()), ("path", path.to_string())];
+        let resp =
+            self.send_body(Method::PUT, &format!("agent/jobs/{}/outputs", enc(job)), &q, Body::Bytes(data)).await?;
+        let url = resp.url().to_string();
+        resp.json().await.map_err(|e| ClientError::Protocol { url, message: e.to_string() })
+    }
+
+    /// Downloads an output of a job this one depends on.
+    pub async fn agent_input(&self, job: &str, epoch: u64, output: &str) -> Result<reqwest::Response, ClientError> {
+        let q = [("epoch", epoch.to_string())];
+        self.send(Method::GET, &format!("agent/jobs/{}/inputs/{}", enc(job), enc(output)), &q, None).await
+    }
+
+    /// Reports the end of the job.
+    pub async fn agent_finish(&self, job: &str, finish: &Finish) -> Result<(), ClientError> {
+        let _: serde_json::Value =
+            self.call(Method::POST, &format!("agent/jobs/{}/finish", enc(job)), &[], Self::json(finish)).await?;
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 //! server uses the same types, so a change to the API is a change to this
 //! crate and shows up in `docs/openapi.json`.
 
+pub mod agent;
 pub mod client;
 pub mod error;
 pub mod factories;

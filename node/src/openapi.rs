@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use crate::http::{events, factories, jobs, targets, users, workers};
+use crate::http::{agent, events, factories, jobs, targets, users, workers};
 
 /// The OpenAPI description of `/v1`.
 #[derive(OpenApi)]
@@ -43,6 +43,13 @@ use crate::http::{events, factories, jobs, targets, users, workers};
         workers::action,
         workers::show,
         workers::set,
+        agent::bootstrap,
+        agent::next,
+        agent::start,
+        agent::events,
+        agent::finish,
+        agent::output,
+        agent::input,
     ),
     components(schemas(bm_api::ErrorCode))
 )]

@@ -5,6 +5,7 @@
 //! the same way. Bodies and query strings are parsed by the handlers (not
 //! by warp) so that a bad field gets a message that names it.
 
+pub mod agent;
 pub mod events;
 pub mod factories;
 pub mod jobs;
@@ -205,6 +206,69 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
     let control_set =
         v1.and(path!("control" / String)).and(post()).and(c.clone()).then(|v, c| workers::set(c, v)).map(reply::reply);
 
+    let ag_boot = v1
+        .and(path!("agent" / "bootstrap"))
+        .and(post())
+        .and(c.clone())
+        .and(json_body())
+        .then(agent::bootstrap)
+        .map(reply::reply);
+    let ag_next = v1
+        .and(path!("agent" / "instruction"))
+        .and(get())
+        .and(c.clone())
+        .and(raw_query())
+        .then(agent::next)
+        .map(reply::reply);
+    let ag_start = v1
+        .and(path!("agent" / "jobs" / String / "start"))
+        .and(post())
+        .and(c.clone())
+        .and(json_body())
+        .then(|j, c, b| agent::start(c, j, b))
+        .map(reply::reply);
+    let ag_events = v1
+        .and(path!("agent" / "jobs" / String / "events"))
+        .and(post())
+        .and(c.clone())
+        .and(json_body())
+        .then(|j, c, b| agent::events(c, j, b))
+        .map(reply::reply);
+    let ag_finish = v1
+        .and(path!("agent" / "jobs" / String / "finish"))
+        .and(post())
+        .and(c.clone())
+        .and(json_body())
+        .then(|j, c, b| agent::finish(c, j, b))
+        .map(reply::reply);
+    let ag_output = v1
+        .and(path!("agent" / "jobs" / String / "outputs"))
+        .and(put())
+        .and(c.clone())
+        .and(raw_query())
+        .and(warp::body::content_length_limit(agent::MAX_OUTPUT).and(warp::body::bytes()))
+        .then(|j, c, q, b| agent::output(c, j, q, b))
+        .map(reply::reply);
+    let ag_input = v1
+        .and(path!("agent" / "jobs" / String / "inputs" / String))
+        .and(get())
+        .and(c.clone())
+        .and(raw_query())
+        .then(|j, o, c, q| agent::input(c, j, o, q));
+    let agent = ag_boot
+        .or(ag_next)
+        .unify()
+        .or(ag_start)
+        .unify()
+        .or(ag_events)
+        .unify()
+        .or(ag_finish)
+        .unify()
+        .or(ag_output)
+        .unify()
+        .or(ag_input)
+        .unify();
+
     let users = whoami
         .or(users_list)
         .unify()
@@ -264,6 +328,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .or(facs.boxed())
         .unify()
         .or(admin)
+        .unify()
+        .or(agent.boxed())
         .unify()
         .recover(reply::recover)
         .unify()

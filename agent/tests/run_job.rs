@@ -1,0 +1,166 @@
+//! A real `bm-agent` process against a real node: bootstrap, run a job,
+//! stream its log, upload outputs, report the end; cancel kills it.
+//! (No sandbox here: the agent runs with `--root` on a temporary directory;
+//! the local factory's tests cover isolation.)
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use bm_api::factories::{FactoryCreate, LeaseRequest};
+use bm_api::jobs::{JobState, JobSubmit, TaskSpec};
+use bm_api::targets::TargetCreate;
+use bm_api::Client;
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: std::path::PathBuf,
+    node: bm_node::Running,
+    admin: Client,
+    factory: Client,
+}
+
+async fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = bm_node::start(bm_node::NodeConfig::in_dir(&tmp.path().join("node"), "127.0.0.1:0".parse().unwrap()))
+        .await
+        .unwrap();
+    let token = std::fs::read_to_string(tmp.path().join("node/admin-token")).unwrap().trim().to_string();
+    let admin = Client::new(vec![node.url()], Some(token));
+    admin
+        .target_create(&TargetCreate {
+            name: "default".into(),
+            description: String::new(),
+            redirect: None,
+            privilege: None,
+        })
+        .await
+        .unwrap();
+    let f = admin.factory_create(&FactoryCreate { name: "test".into() }).await.unwrap();
+    let factory = Client::new(vec![node.url()], Some(f.token));
+    let root = tmp.path().join("worker");
+    std::fs::create_dir_all(&root).unwrap();
+    Fixture { _tmp: tmp, root, node, admin, factory }
+}
+
+fn job(script: &str, rules: &[&str]) -> JobSubmit {
+    JobSubmit {
+        name: "t".into(),
+        target: "default".into(),
+        tasks: vec![TaskSpec {
+            name: "main".into(),
+            script: script.into(),
+            env: [("GREETING".to_string(), "hello".to_string())].into(),
+            env_clear: false,
+            workdir: None,
+        }],
+        output_rules: rules.iter().map(|r| r.to_string()).collect(),
+        inputs: vec![],
+        tags: [("github.repository".to_string(), "oxide/hello".to_string())].into(),
+        depends: Default::default(),
+        store: Default::default(),
+        timeout_secs: None,
+    }
+}
+
+/// Leases the worker the scheduler requested and starts an agent for it.
+async fn start_agent(fx: &Fixture) -> Agent {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let lease = loop {
+        let l =
+            fx.factory.factory_lease(&LeaseRequest { targets: vec!["default".into()], capacity: None }).await.unwrap();
+        if let Some(l) = l {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no worker was requested");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_bm-agent"))
+        .args(["--url", &fx.node.url(), "--root", fx.root.to_str().unwrap()])
+        .env("BM_BOOTSTRAP_TOKEN", &lease.bootstrap_token)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    Agent(child)
+}
+
+async fn wait_terminal(c: &Client, id: &str) -> bm_api::jobs::Job {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let j = c.job(id).await.unwrap();
+        if j.state.is_terminal() {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "job stuck in {:?}", j.state);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_runs_a_job_streams_its_log_and_uploads_its_outputs() {
+    let fx = fixture().await;
+    let script = "echo \"$GREETING from $GITHUB_REPOSITORY in $PWD as job $BUILDOMAT_JOB_ID\"; echo oops >&2; \
+                  mkdir -p \"$PWD/../../../tmp\"; echo data > \"$PWD/../../../tmp/a.txt\"";
+    let j = fx.admin.job_submit(&job(script, &["=/tmp/*.txt"])).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Completed, "failure: {:?}", done.failure);
+    let ev = fx.admin.job_events(&j.id, 0, None).await.unwrap().events;
+    let out: Vec<_> = ev.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.as_str()).collect();
+    let root = fx.root.to_str().unwrap();
+    assert_eq!(out, vec![format!("hello from oxide/hello in {root}/work/oxide/hello as job {}", j.id)]);
+    assert!(ev.iter().any(|e| e.stream == "stderr" && e.payload == "oops"));
+    assert!(ev.iter().any(|e| e.stream == "control" && e.payload.contains("exited: status 0")));
+    let outs = fx.admin.job_outputs(&j.id).await.unwrap();
+    assert_eq!(outs.len(), 1);
+    assert_eq!(outs[0].path, "/tmp/a.txt");
+    let body = fx.admin.job_output_download(&j.id, &outs[0].id).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], b"data\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_task_or_an_unmatched_must_match_rule_fails_the_job() {
+    let fx = fixture().await;
+    let j = fx.admin.job_submit(&job("exit 3", &[])).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    assert!(done.failure.as_deref().unwrap().contains("status 3"), "{:?}", done.failure);
+
+    let j = fx.admin.job_submit(&job("true", &["=/tmp/never-*.zip"])).await.unwrap();
+    let _agent2 = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    assert!(done.failure.as_deref().unwrap().contains("/tmp/never-*.zip"), "{:?}", done.failure);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_kills_the_whole_process_group() {
+    let fx = fixture().await;
+    let marker = fx.root.join("alive");
+    let script =
+        format!("(while true; do date > {m}; sleep 0.1; done) & echo started; sleep 1000", m = marker.display());
+    let j = fx.admin.job_submit(&job(&script, &[])).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fx.admin.job_cancel(&j.id).await.unwrap();
+    // Within a few seconds the background loop must be dead: the file stops changing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    assert_eq!(before, after, "a process of the cancelled job is still running");
+    assert_eq!(fx.admin.job(&j.id).await.unwrap().state, JobState::Cancelled);
+}

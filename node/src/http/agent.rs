@@ -1,0 +1,238 @@
+//! The agent's API: bootstrap, instructions (the heartbeat), and reports
+//! about its job, each under the assignment's fencing epoch.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bm_api::agent::{Assignment, BootstrapRequest, Bootstrapped, EventsUpload, Fenced, Finish, InputSet, Instruction};
+use bm_api::jobs::{JobOutput, JobState};
+use bm_api::workers::WorkerState;
+use bm_api::{ApiError, ErrorCode};
+use bytes::Bytes;
+use tokio::time::Instant;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::Reply as _;
+
+use super::users::unexpected;
+use super::{reply, Ctx};
+use crate::auth::{hash_token, new_token, Caller};
+use crate::sm::{Command, EventIn, Fence, Reply, State};
+
+/// Longest instruction long-poll.
+const MAX_WAIT: u64 = 60;
+/// Largest output accepted in one upload.
+pub const MAX_OUTPUT: u64 = 1024 * 1024 * 1024;
+
+fn worker(ctx: &Ctx) -> Result<String, ApiError> {
+    match ctx.caller()? {
+        Caller::Worker(id) => Ok(id),
+        _ => Err(ApiError::new(ErrorCode::Forbidden, "this endpoint is for agents")),
+    }
+}
+
+/// Exchanges a single-use bootstrap token for a worker credential.
+#[utoipa::path(post, operation_id = "agent_bootstrap", path = "/v1/agent/bootstrap", tag = "agent",
+    request_body = BootstrapRequest, responses((status = 200, body = Bootstrapped), (status = 401, body = ApiError)))]
+pub async fn bootstrap(ctx: Ctx, raw: Bytes) -> Result<Bootstrapped, ApiError> {
+    let req: BootstrapRequest = reply::body(&raw)?;
+    let token = new_token();
+    let cmd = Command::BootstrapWorker {
+        bootstrap_hash: hash_token(&req.bootstrap_token),
+        token_hash: hash_token(&token),
+        time: chrono::Utc::now(),
+    };
+    match ctx.node.propose(cmd).await? {
+        Reply::Worker(w) => Ok(Bootstrapped { worker: w.id, token }),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn instruction(s: &State, worker: &str) -> Result<Instruction, ApiError> {
+    let Some(w) = s.workers.get(worker) else {
+        return Err(ApiError::new(ErrorCode::Unauthorized, "this worker no longer exists"));
+    };
+    if matches!(w.worker.state, WorkerState::Destroying | WorkerState::Destroyed) {
+        let reason = match w.worker.job.as_ref().and_then(|j| s.jobs.get(j)) {
+            Some(j) if j.job.state == JobState::Cancelled => "the job was cancelled".to_string(),
+            Some(j) if j.job.state.is_terminal() => format!("the job is {}", j.job.state.as_str()),
+            _ => "the worker is being destroyed".to_string(),
+        };
+        return Ok(Instruction::Stop { reason });
+    }
+    let Some(job) = w.worker.job.as_ref().and_then(|j| s.jobs.get(j)) else { return Ok(Instruction::Wait) };
+    if job.job.state.is_terminal() {
+        return Ok(Instruction::Stop { reason: format!("the job is {}", job.job.state.as_str()) });
+    }
+    let inputs = job
+        .job
+        .depends
+        .iter()
+        .filter(|d| d.copy_outputs)
+        .map(|d| InputSet {
+            name: d.name.clone(),
+            job: d.prior_job.clone(),
+            outputs: s.jobs.get(&d.prior_job).map(|p| p.outputs.clone()).unwrap_or_default(),
+        })
+        .collect();
+    let store: BTreeMap<String, String> = job.store.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
+    Ok(Instruction::Run(Box::new(Assignment { job: job.job.clone(), epoch: w.worker.epoch, store, inputs })))
+}
+
+/// Query of the instruction long-poll.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Seconds to wait for something other than `wait` (at most 60).
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// What to do next: wait, run a job, or stop. Also the agent's heartbeat.
+#[utoipa::path(get, operation_id = "agent_instruction", path = "/v1/agent/instruction", tag = "agent", params(WaitQuery),
+    responses((status = 200, body = Instruction)))]
+pub async fn next(ctx: Ctx, raw_query: String) -> Result<Instruction, ApiError> {
+    let me = worker(&ctx)?;
+    let q: WaitQuery = reply::query(&raw_query)?;
+    let deadline = Instant::now() + Duration::from_secs(q.wait.min(MAX_WAIT));
+    let mut watch = ctx.node.watch();
+    loop {
+        watch.borrow_and_update();
+        let i = ctx.node.read(|s| instruction(s, &me))?;
+        if i != Instruction::Wait || Instant::now() >= deadline {
+            return Ok(i);
+        }
+        if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
+            return Ok(Instruction::Wait);
+        }
+    }
+}
+
+async fn fenced(ctx: &Ctx, cmd: impl FnOnce(Fence) -> Command) -> Result<Reply, ApiError> {
+    let worker = worker(ctx)?;
+    ctx.node.propose(cmd(Fence { worker, epoch: 0 })).await
+}
+
+/// The job started.
+#[utoipa::path(post, operation_id = "agent_start", path = "/v1/agent/jobs/{job}/start", tag = "agent",
+    params(("job" = String, Path)), request_body = Fenced, responses((status = 200), (status = 409, body = ApiError)))]
+pub async fn start(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
+    let f: Fenced = reply::body(&raw)?;
+    let time = chrono::Utc::now();
+    fenced(&ctx, |fence| Command::JobStart { job, fence: Fence { epoch: f.epoch, ..fence }, time }).await?;
+    Ok(serde_json::json!({}))
+}
+
+/// Log lines and control messages, in order.
+#[utoipa::path(post, operation_id = "agent_events", path = "/v1/agent/jobs/{job}/events", tag = "agent",
+    params(("job" = String, Path)), request_body = EventsUpload, responses((status = 200), (status = 409, body = ApiError)))]
+pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
+    let up: EventsUpload = reply::body(&raw)?;
+    let events = up
+        .events
+        .into_iter()
+        .map(|e| EventIn { stream: e.stream, task: e.task, time: e.time, payload: e.payload })
+        .collect();
+    match fenced(&ctx, |fence| Command::JobEvents { job, fence: Fence { epoch: up.epoch, ..fence }, events }).await? {
+        Reply::Appended(next) => Ok(serde_json::json!({ "next_seq": next })),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The end of the job.
+#[utoipa::path(post, operation_id = "agent_finish", path = "/v1/agent/jobs/{job}/finish", tag = "agent",
+    params(("job" = String, Path)), request_body = Finish, responses((status = 200), (status = 409, body = ApiError)))]
+pub async fn finish(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
+    let f: Finish = reply::body(&raw)?;
+    let time = chrono::Utc::now();
+    fenced(&ctx, |fence| Command::JobFinish {
+        job,
+        fence: Fence { epoch: f.epoch, ..fence },
+        failure: f.failure,
+        time,
+    })
+    .await?;
+    Ok(serde_json::json!({}))
+}
+
+/// Query of an output upload.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    /// The assignment's epoch.
+    pub epoch: u64,
+    /// Absolute path of the file in the worker.
+    pub path: String,
+}
+
+/// Uploads one output file (the body is its bytes).
+#[utoipa::path(put, operation_id = "agent_output", path = "/v1/agent/jobs/{job}/outputs", tag = "agent",
+    params(("job" = String, Path), OutputQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, body = JobOutput), (status = 409, body = ApiError)))]
+pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Result<JobOutput, ApiError> {
+    let me = worker(&ctx)?;
+    let q: OutputQuery = reply::query(&raw_query)?;
+    // Refuse early (before writing bytes) when the epoch is already stale.
+    ctx.node.read(|s| check_fence(s, &job, &me, q.epoch))?;
+    let sha256 = ctx
+        .node
+        .blobs()
+        .write(&data)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store output {}: {e}", q.path)))?;
+    let output = JobOutput { id: ulid::Ulid::new().to_string(), path: q.path, size: data.len() as u64, sha256 };
+    ctx.node
+        .propose(Command::JobOutput { job, fence: Fence { worker: me, epoch: q.epoch }, output: output.clone() })
+        .await?;
+    Ok(output)
+}
+
+fn check_fence(s: &State, job: &str, worker: &str, epoch: u64) -> Result<(), ApiError> {
+    let Some(j) = s.jobs.get(job) else { return Err(ApiError::new(ErrorCode::NotFound, format!("no job {job:?}"))) };
+    if j.job.worker.as_deref() != Some(worker) || j.job.epoch != epoch {
+        return Err(ApiError::new(
+            ErrorCode::StaleEpoch,
+            format!("epoch {epoch} is not the current assignment of {job}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Query carrying the epoch.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EpochQuery {
+    /// The assignment's epoch.
+    pub epoch: u64,
+}
+
+/// Downloads an output of a job the assigned job depends on.
+#[utoipa::path(get, operation_id = "agent_input", path = "/v1/agent/jobs/{job}/inputs/{output}", tag = "agent",
+    params(("job" = String, Path), ("output" = String, Path), EpochQuery),
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
+pub async fn input(ctx: Ctx, job: String, output: String, raw_query: String) -> Response {
+    let found = (|| {
+        let me = worker(&ctx)?;
+        let q: EpochQuery = reply::query(&raw_query)?;
+        ctx.node.read(|s| {
+            check_fence(s, &job, &me, q.epoch)?;
+            s.jobs[&job]
+                .job
+                .depends
+                .iter()
+                .filter_map(|d| s.jobs.get(&d.prior_job))
+                .flat_map(|p| p.outputs.iter())
+                .find(|o| o.id == output)
+                .cloned()
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no input {output:?} for job {job}")))
+        })
+    })();
+    let out = match found {
+        Ok(o) => o,
+        Err(e) => return reply::error(&e),
+    };
+    match ctx.node.blobs().read(&out.sha256).await {
+        Ok(bytes) => warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response(),
+        Err(e) => reply::error(&ApiError::new(ErrorCode::Internal, format!("input {} unreadable: {e}", out.path))),
+    }
+}
