@@ -3,8 +3,13 @@
 //! ships its log live, uploads its outputs and reports the end, all under
 //! the assignment's fencing epoch.
 
+pub mod clone;
 pub mod collect;
 pub mod env;
+mod font;
+pub mod inputs;
 pub mod outputs;
+pub mod program;
 pub mod run;
 pub mod shipper;
+pub mod tools;

@@ -69,9 +69,36 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
     };
 
     let workdir = env::workdir(&a.job);
-    std::fs::create_dir_all(layout.path(&workdir))?;
+    let home = layout.path(env::BUILD_HOME);
+    std::fs::create_dir_all(&home)?;
     let mut failure = None;
-    for (i, task) in a.job.tasks.iter().enumerate() {
+    // An empty, build-owned working directory: git clones into it.
+    std::fs::create_dir_all(layout.path(&workdir))?;
+    if let Some(r) = run_as {
+        chown(&layout.path(&workdir), r);
+        chown(&home, r);
+    }
+    if !a.inputs.is_empty() {
+        match crate::inputs::fetch(client, &a, layout).await {
+            Ok(n) => control(&tx, format!("placed {n} input files under /input")).await,
+            Err(e) => {
+                let e = format!("cannot place inputs: {e:#}");
+                control(&tx, e.clone()).await;
+                failure = Some(e);
+            }
+        }
+    }
+    if failure.is_none() {
+        match crate::clone::clone(&a.job, &layout.path(&workdir), &home, run_as).await {
+            Ok(Some(msg)) => control(&tx, msg).await,
+            Ok(None) => {}
+            Err(e) => {
+                control(&tx, e.clone()).await;
+                failure = Some(e);
+            }
+        }
+    }
+    for (i, task) in a.job.tasks.iter().enumerate().filter(|_| failure.is_none()) {
         control(&tx, format!("task {i} {:?} starting", task.name)).await;
         let mut vars = if task.env_clear { BTreeMap::new() } else { env::base_env(&a.job) };
         vars.extend(task.env.clone());
@@ -112,6 +139,12 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Gives a directory to the build user (best effort: a worker set up
+/// by its factory may already have done so).
+fn chown(dir: &Path, r: RunAs) {
+    let _ = std::os::unix::fs::chown(dir, Some(r.uid), Some(r.gid));
 }
 
 /// Resolves when the cluster says to stop.

@@ -164,3 +164,63 @@ async fn cancel_kills_the_whole_process_group() {
     assert_eq!(before, after, "a process of the cancelled job is still running");
     assert_eq!(fx.admin.job(&j.id).await.unwrap().state, JobState::Cancelled);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependant_receives_its_dependencys_outputs_under_input() {
+    let fx = fixture().await;
+    let a = fx
+        .admin
+        .job_submit(&job("mkdir -p \"$PWD/../../../tmp\"; echo payload > \"$PWD/../../../tmp/a.txt\"", &["/tmp/a.txt"]))
+        .await
+        .unwrap();
+    let mut b = job("cat \"$PWD/../../../input/first/tmp/a.txt\"", &[]);
+    b.depends.insert(
+        "first".into(),
+        bm_api::jobs::DependSubmit {
+            prior_job: a.id.clone(),
+            copy_outputs: true,
+            on_failed: false,
+            on_completed: true,
+        },
+    );
+    let b = fx.admin.job_submit(&b).await.unwrap();
+    let _a1 = start_agent(&fx).await;
+    assert_eq!(wait_terminal(&fx.admin, &a.id).await.state, JobState::Completed);
+    // The first worker's sandbox root is shared in this test; clear what a
+    // real worker would not have.
+    let _ = std::fs::remove_dir_all(fx.root.join("tmp"));
+    let _a2 = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &b.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    let ev = fx.admin.job_events(&b.id, 0, None).await.unwrap().events;
+    assert!(ev.iter().any(|e| e.stream == "stdout" && e.payload == "payload"), "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repository_is_cloned_at_the_commit_under_test() {
+    let fx = fixture().await;
+    let repo = fx.root.parent().unwrap().join("origin");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let o = Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
+        assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("file.txt"), "first\n").unwrap();
+    git(&["add", "."]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one"]);
+    let first = git(&["rev-parse", "HEAD"]);
+    std::fs::write(repo.join("file.txt"), "second\n").unwrap();
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "two"]);
+    let mut j = job("cat file.txt; echo \"sha=$GITHUB_SHA\"", &[]);
+    j.tags.insert("clone.url".into(), format!("file://{}", repo.display()));
+    j.tags.insert("github.sha".into(), first.clone());
+    let j = fx.admin.job_submit(&j).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    let ev = fx.admin.job_events(&j.id, 0, None).await.unwrap().events;
+    let out: Vec<_> = ev.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.clone()).collect();
+    assert_eq!(out, vec!["first".to_string(), format!("sha={first}")]);
+}
