@@ -8,6 +8,7 @@
 mod admin;
 mod config;
 mod connect;
+mod embedded;
 mod exit;
 mod info;
 mod job;
@@ -147,8 +148,20 @@ pub struct JobfileCheckArgs {
 }
 // ---- End of commands implemented in their own files. ----
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Names under which this binary is the worker-side agent or one of the
+/// job's tools (the local factory installs `bm` under these names).
+const AGENT_NAMES: [&str; 4] = ["bm-agent", "pfexec", "ptime", "banner"];
+
+fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let name = argv.first().and_then(|a| std::path::Path::new(a).file_name()).and_then(|n| n.to_str());
+    if name.is_some_and(|n| AGENT_NAMES.contains(&n)) {
+        return bm_agent::program::main_with(argv);
+    }
+    tokio::runtime::Runtime::new().expect("start the async runtime").block_on(cli_main())
+}
+
+async fn cli_main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -6,13 +6,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bm_api::targets::TargetCreate;
-use bm_api::ErrorCode;
 
 use crate::UpArgs;
-
-/// Targets every local cluster offers (run by the local factory).
-pub const LOCAL_TARGETS: [&str; 2] = ["default", "local"];
 
 fn default_data_dir() -> anyhow::Result<PathBuf> {
     let base = dirs::data_dir().context("cannot find a data directory; pass --data DIR")?;
@@ -29,24 +24,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         None => default_data_dir()?,
     };
     let dir = data.join("node1");
-    let cfg = bm_node::NodeConfig::in_dir(&dir, args.listen);
-    let running = bm_node::start(cfg).await.with_context(|| format!("cannot start a node in {}", dir.display()))?;
-    let token = std::fs::read_to_string(dir.join("admin-token"))?.trim().to_string();
-    let url = running.url();
-    let admin = bm_api::Client::new(vec![url.clone()], Some(token.clone()));
-    for t in LOCAL_TARGETS {
-        let spec = TargetCreate {
-            name: t.into(),
-            description: "a sandbox on this host".into(),
-            redirect: None,
-            privilege: None,
-        };
-        match admin.target_create(&spec).await {
-            Ok(_) => {}
-            Err(e) if e.code() == Some(ErrorCode::Conflict) => {}
-            Err(e) => return Err(e).context("cannot create the local targets"),
-        }
-    }
+    let cluster = crate::embedded::Embedded::start(&dir, args.listen, 4).await?;
+    let url = cluster.node.url();
+    let token = cluster.token.clone();
     let file = crate::config::save_profile(&args.profile_name, std::slice::from_ref(&url), Some(&token))?;
     eprintln!("bm: cluster of 1 node up at {url}");
     eprintln!("bm: data in {}", data.display());
@@ -59,6 +39,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     eprintln!("bm: press Ctrl-C to stop");
     tokio::signal::ctrl_c().await?;
     eprintln!("bm: stopping");
-    running.stop().await;
+    cluster.stop().await;
     Ok(())
 }

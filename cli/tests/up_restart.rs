@@ -61,13 +61,15 @@ fn bm_up_keeps_acknowledged_users_tokens_and_jobs_across_kill_9() {
     let mut cluster = up(h);
 
     let token = stdout(&bm(h, &["-p", "local", "user", "create", "carol"]));
+    // Hold new work so the job stays queued through the restart.
+    stdout(&bm(h, &["-p", "local", "admin", "control", "hold"]));
     let script = h.join("job.sh");
     std::fs::write(&script, "#!/bin/bash\necho hi\n").unwrap();
     let out = stdout(&bm(h, &["-p", "local", "job", "run", "--target", "default", script.to_str().unwrap()]));
     let job_id = out.lines().next().unwrap().to_string();
     let shown: serde_json::Value =
         serde_json::from_str(&stdout(&bm(h, &["-p", "local", "job", "show", &job_id, "--json"]))).unwrap();
-    assert_eq!(shown["state"], "queued", "no workers yet: {shown}");
+    assert_eq!(shown["state"], "queued", "work is held: {shown}");
 
     // Pull the plug: SIGKILL, no shutdown path runs.
     cluster.0.kill().unwrap();
@@ -86,4 +88,21 @@ fn bm_up_keeps_acknowledged_users_tokens_and_jobs_across_kill_9() {
     // Exit codes scripts rely on.
     assert_eq!(bm(h, &["-p", "local", "job", "show", "01NOSUCHJOB"]).status.code(), Some(4));
     assert_eq!(bm(h, &["-p", "local", "--token", "wrong", "info"]).status.code(), Some(5));
+}
+
+#[test]
+fn job_run_wait_runs_a_job_on_the_local_factory_and_exits_with_its_status() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let _cluster = up(h);
+    let ok = h.join("ok.sh");
+    std::fs::write(&ok, "echo \"hello as $(id -un) on $(hostname)\"\n").unwrap();
+    let o = bm(h, &["-p", "local", "job", "run", "--target", "default", "--wait", ok.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("hello as build on bm-"), "{out}");
+    let bad = h.join("bad.sh");
+    std::fs::write(&bad, "exit 3\n").unwrap();
+    let o = bm(h, &["-p", "local", "job", "run", "--target", "default", "--wait", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "a failed job exits 1");
 }

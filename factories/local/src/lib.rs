@@ -1,1 +1,4 @@
 //! The local factory.
+
+pub mod factory;
+pub mod sandbox;

@@ -1,0 +1,91 @@
+//! `bm local run` end to end: a throwaway cluster, the local factory's
+//! sandboxes, live logs, outputs copied out, exit status by result.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn hello_copy(dir: &Path) -> std::path::PathBuf {
+    let repo = dir.join("hello");
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello"), &repo);
+    repo
+}
+
+fn local_run(repo: &Path, out: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bm"))
+        .args(["local", "run", "--repo", repo.to_str().unwrap(), "--output", out.to_str().unwrap()])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run bm local run")
+}
+
+#[test]
+fn the_hello_example_passes_and_its_outputs_are_copied_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = hello_copy(tmp.path());
+    let out = tmp.path().join("out");
+    let o = local_run(&repo, &out, &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // Live log lines are prefixed with the job name.
+    assert!(
+        stdout.lines().any(|l| l.trim_start().starts_with("build") && l.contains("building local/hello")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("as build in /work/local/hello"), "jobs run as build in the clone: {stdout}");
+    assert!(stdout.contains("pfexec gives uid 0"), "{stdout}");
+    assert!(stdout.contains("all good: hello from bm"), "{stdout}");
+    // The summary.
+    assert!(stdout.lines().any(|l| l.starts_with("build") && l.contains("completed")), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("test") && l.contains("completed")), "{stdout}");
+    // Outputs: `=` rules matched, `%` log kept, `!` excluded.
+    assert!(out.join("build/work/out/hello.tar.gz").is_file());
+    assert!(out.join("build/work/out/hello.sha256.txt").is_file());
+    assert!(out.join("build/tmp/build-main.log").is_file());
+    assert!(!out.join("build/tmp/build-noise.log").exists(), "the ! rule must exclude it");
+    let report = std::fs::read_to_string(out.join("test/tmp/test-report.txt")).unwrap();
+    assert_eq!(report.trim(), "all good: hello from bm");
+}
+
+#[test]
+fn a_failing_job_makes_local_run_exit_non_zero_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = hello_copy(tmp.path());
+    std::fs::write(
+        repo.join(".github/buildomat/jobs/broken.sh"),
+        "#!/bin/bash\n#:\n#: name = \"broken\"\n#: variety = \"basic\"\n#:\necho about to fail\nexit 7\n",
+    )
+    .unwrap();
+    let o = local_run(&repo, &tmp.path().join("out"), &["broken"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stderr.contains("failed: broken"), "{stderr}");
+    assert!(stdout.contains("status 7"), "{stdout}");
+}
+
+#[test]
+fn a_bad_job_file_is_refused_with_its_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = hello_copy(tmp.path());
+    std::fs::write(repo.join(".github/buildomat/jobs/bad.sh"), "#!/bin/bash\n#:\n#: name = \"bad\"\n#: nmae = 1\n")
+        .unwrap();
+    let o = local_run(&repo, &tmp.path().join("out"), &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("bad.sh:"), "{stderr}");
+}
