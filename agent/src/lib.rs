@@ -8,6 +8,7 @@ pub mod collect;
 pub mod env;
 mod font;
 pub mod inputs;
+mod locale;
 pub mod outputs;
 pub mod program;
 pub mod run;

@@ -98,9 +98,13 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
             }
         }
     }
+    let locale = crate::locale::stand_in(layout);
     for (i, task) in a.job.tasks.iter().enumerate().filter(|_| failure.is_none()) {
         control(&tx, format!("task {i} {:?} starting", task.name)).await;
         let mut vars = if task.env_clear { BTreeMap::new() } else { env::base_env(&a.job) };
+        if !task.env_clear {
+            vars.extend(locale.clone());
+        }
         vars.extend(task.env.clone());
         let cwd = layout.path(&task.workdir.clone().unwrap_or_else(|| workdir.clone()));
         let outcome = tokio::select! {

@@ -224,3 +224,20 @@ async fn the_repository_is_cloned_at_the_commit_under_test() {
     let out: Vec<_> = ev.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.clone()).collect();
     assert_eq!(out, vec!["first".to_string(), format!("sha={first}")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_past_its_timeout_fails_and_its_processes_are_killed() {
+    let fx = fixture().await;
+    let marker = fx.root.join("tick");
+    let mut j = job(&format!("while true; do date > {}; sleep 0.1; done", marker.display()), &[]);
+    j.timeout_secs = Some(1);
+    let j = fx.admin.job_submit(&j).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    assert!(done.failure.as_deref().unwrap().contains("timeout of 1 s"), "{:?}", done.failure);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(before, std::fs::metadata(&marker).unwrap().modified().unwrap(), "the job's loop still runs");
+}

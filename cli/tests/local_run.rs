@@ -89,3 +89,41 @@ fn a_bad_job_file_is_refused_with_its_file_and_line() {
     assert_eq!(o.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("bad.sh:"), "{stderr}");
 }
+
+#[test]
+fn a_job_sees_every_environment_variable_the_spec_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("envrepo");
+    std::fs::create_dir_all(repo.join(".github/buildomat/jobs")).unwrap();
+    std::fs::write(
+        repo.join(".github/buildomat/jobs/env.sh"),
+        "#!/bin/bash\n#:\n#: name = \"env\"\n#: variety = \"basic\"\n#:\n\
+         for v in BUILDOMAT_JOB_ID CI GITHUB_REPOSITORY GITHUB_SHA HOME USER LOGNAME PATH TZ LANG LC_ALL; do\n\
+           echo \"$v=${!v}\"\ndone\necho \"PWD=$PWD\"\necho \"ID=$(id -u):$(id -un)\"\n",
+    )
+    .unwrap();
+    let o = local_run(&repo, &tmp.path().join("out"), &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let value = |k: &str| {
+        stdout
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("env   "))
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("{k} not printed: {stdout}"))
+            .to_string()
+    };
+    assert_eq!(value("BUILDOMAT_JOB_ID").len(), 26, "a ULID");
+    assert_eq!(value("CI"), "true");
+    assert_eq!(value("GITHUB_REPOSITORY"), "local/envrepo");
+    assert_eq!(value("GITHUB_SHA").len(), 40);
+    assert_eq!(value("HOME"), "/home/build");
+    assert_eq!(value("USER"), "build");
+    assert_eq!(value("LOGNAME"), "build");
+    assert!(value("PATH").split(':').any(|p| p == "/usr/bin"));
+    assert_eq!(value("TZ"), "UTC");
+    assert_eq!(value("LANG"), "en_US.UTF-8");
+    assert_eq!(value("LC_ALL"), "en_US.UTF-8");
+    assert_eq!(value("PWD"), "/work/local/envrepo");
+    assert_eq!(value("ID"), "1000:build");
+}

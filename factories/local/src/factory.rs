@@ -58,6 +58,7 @@ pub async fn run(cfg: LocalFactoryConfig, mut stop: watch::Receiver<bool>) -> an
             for (_, l) in std::mem::take(&mut live) {
                 let _ = l.sandbox.destroy();
             }
+            let _ = std::fs::remove_dir_all(&cfg.dir);
             return Ok(());
         }
     }
