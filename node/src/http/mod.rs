@@ -318,16 +318,19 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .or(fac_workers)
         .unify();
     let admin = workers_list.or(worker_action).unify().or(control_show).unify().or(control_set).unify();
+    // Each group is boxed: it keeps the filter types shallow enough for
+    // the compiler (release builds overflow its recursion limit otherwise).
     health
-        .or(users)
+        .boxed()
+        .or(users.boxed())
         .unify()
-        .or(targets)
+        .or(targets.boxed())
         .unify()
         .or(jobs.boxed())
         .unify()
         .or(facs.boxed())
         .unify()
-        .or(admin)
+        .or(admin.boxed())
         .unify()
         .or(agent.boxed())
         .unify()

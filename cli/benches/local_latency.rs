@@ -1,0 +1,130 @@
+//! Local-factory figures: sandbox create+destroy time, and
+//! submit-to-first-log-line latency on a ready embedded cluster (one node,
+//! the local factory; every job gets a fresh sandbox, created on demand).
+//!
+//! `cargo bench -p bm --bench local_latency` (`BM_BENCH_JOBS`, default 20).
+//! The agent put in each sandbox is the `bm` binary built next to this
+//! bench, so build it first: `cargo build --release -p bm`.
+
+use std::time::{Duration, Instant};
+
+use bm_api::jobs::{JobSubmit, TaskSpec};
+use bm_factory_local::factory::LocalFactoryConfig;
+use bm_factory_local::sandbox::{Sandbox, SandboxSpec};
+
+fn pct(v: &[Duration], p: f64) -> f64 {
+    v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
+}
+
+fn bm_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("bench path");
+    exe.parent().and_then(|d| d.parent()).expect("target dir").join("bm")
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--list") {
+        return Ok(());
+    }
+    let n: usize = std::env::var("BM_BENCH_JOBS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let agent = bm_binary();
+    anyhow::ensure!(agent.exists(), "build the agent first: cargo build --release -p bm ({} missing)", agent.display());
+    let base = std::env::temp_dir().join(format!("bm-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base)?;
+
+    // Sandbox create + spawn(true) + destroy.
+    let mut cycle = Vec::new();
+    for i in 0..n {
+        let t = Instant::now();
+        let sb = Sandbox::create(SandboxSpec {
+            dir: base.join(format!("s{i}")),
+            hostname: "bench".into(),
+            agent_bin: agent.clone(),
+        })?;
+        let mut child = sb.spawn(&["/bin/true".to_string()], &[])?;
+        child.wait().await?;
+        sb.destroy()?;
+        cycle.push(t.elapsed());
+    }
+    cycle.sort();
+
+    // A ready cluster: node + local factory.
+    let tmp = tempfile::tempdir()?;
+    let cfg = bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse()?);
+    let node = bm_node::start(cfg).await?;
+    let token = std::fs::read_to_string(tmp.path().join("admin-token"))?.trim().to_string();
+    let admin = bm_api::Client::new(vec![node.url()], Some(token));
+    admin
+        .target_create(&bm_api::targets::TargetCreate {
+            name: "default".into(),
+            description: String::new(),
+            redirect: None,
+            privilege: None,
+        })
+        .await?;
+    let f = admin.factory_create(&bm_api::factories::FactoryCreate { name: "bench".into() }).await?;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let factory = tokio::spawn(bm_factory_local::factory::run(
+        LocalFactoryConfig {
+            urls: vec![node.url()],
+            token: f.token,
+            targets: vec!["default".into()],
+            dir: base.join("factory"),
+            agent_bin: agent.clone(),
+            max_workers: 2,
+        },
+        rx,
+    ));
+    let mut lat = Vec::new();
+    for i in 0..n {
+        let job = JobSubmit {
+            name: format!("lat-{i}"),
+            target: "default".into(),
+            tasks: vec![TaskSpec {
+                name: "main".into(),
+                script: "echo first".into(),
+                env: Default::default(),
+                env_clear: false,
+                workdir: None,
+            }],
+            output_rules: vec![],
+            inputs: vec![],
+            tags: Default::default(),
+            depends: Default::default(),
+            store: Default::default(),
+            timeout_secs: None,
+        };
+        let t = Instant::now();
+        let j = admin.job_submit(&job).await?;
+        let mut next = 0;
+        'wait: loop {
+            let page = admin.job_events(&j.id, next, Some(30)).await?;
+            for e in &page.events {
+                next = e.seq + 1;
+                if e.stream == "stdout" {
+                    lat.push(t.elapsed());
+                    break 'wait;
+                }
+            }
+            anyhow::ensure!(!page.job_state.is_terminal(), "job {} ended without output", j.id);
+        }
+        // Let the job finish so the next one starts from a quiet cluster.
+        while !admin.job(&j.id).await?.state.is_terminal() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    lat.sort();
+    let _ = stop.send(true);
+    let _ = factory.await;
+    node.stop().await;
+    let _ = std::fs::remove_dir_all(&base);
+
+    println!(
+        "local factory, {n} runs each, {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("{:<44} {:>8} {:>8}", "", "p50 ms", "p99 ms");
+    println!("{:<44} {:>8.1} {:>8.1}", "sandbox create + spawn(true) + destroy", pct(&cycle, 0.5), pct(&cycle, 0.99));
+    println!("{:<44} {:>8.1} {:>8.1}", "submit to first log line (fresh sandbox)", pct(&lat, 0.5), pct(&lat, 0.99));
+    Ok(())
+}
