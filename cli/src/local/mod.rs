@@ -53,7 +53,7 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
     let result = async {
         let submitted = submit::submit_all(&cluster.admin, &jobs, &src, &map, &LOCAL_TARGETS).await?;
         let finished = follow::follow_all(&cluster.admin, &submitted).await?;
-        let out_dir = args.output.clone().unwrap_or_else(|| root.join("target").join("bm-local"));
+        let out_dir = args.output.clone().unwrap_or_else(|| std::path::PathBuf::from("target/bm-local"));
         let copied = follow::copy_outputs(&cluster.admin, &finished, &out_dir).await?;
         summary(&finished, &copied, &out_dir);
         anyhow::Ok(finished)
