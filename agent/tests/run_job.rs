@@ -7,7 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use bm_api::factories::{FactoryCreate, LeaseRequest};
-use bm_api::jobs::{JobState, JobSubmit, TaskSpec};
+use bm_api::jobs::{JobState, JobSubmit};
 use bm_api::targets::TargetCreate;
 use bm_api::Client;
 
@@ -35,15 +35,7 @@ async fn fixture() -> Fixture {
         .unwrap();
     let token = std::fs::read_to_string(tmp.path().join("node/admin-token")).unwrap().trim().to_string();
     let admin = Client::new(vec![node.url()], Some(token));
-    admin
-        .target_create(&TargetCreate {
-            name: "default".into(),
-            description: String::new(),
-            redirect: None,
-            privilege: None,
-        })
-        .await
-        .unwrap();
+    admin.target_create(&TargetCreate::named("default")).await.unwrap();
     let f = admin.factory_create(&FactoryCreate { name: "test".into() }).await.unwrap();
     let factory = Client::new(vec![node.url()], Some(f.token));
     let root = tmp.path().join("worker");
@@ -52,23 +44,11 @@ async fn fixture() -> Fixture {
 }
 
 fn job(script: &str, rules: &[&str]) -> JobSubmit {
-    JobSubmit {
-        name: "t".into(),
-        target: "default".into(),
-        tasks: vec![TaskSpec {
-            name: "main".into(),
-            script: script.into(),
-            env: [("GREETING".to_string(), "hello".to_string())].into(),
-            env_clear: false,
-            workdir: None,
-        }],
-        output_rules: rules.iter().map(|r| r.to_string()).collect(),
-        inputs: vec![],
-        tags: [("github.repository".to_string(), "oxide/hello".to_string())].into(),
-        depends: Default::default(),
-        store: Default::default(),
-        timeout_secs: None,
-    }
+    let mut j = JobSubmit::script("t", "default", script);
+    j.tasks[0].env.insert("GREETING".into(), "hello".into());
+    j.output_rules = rules.iter().map(|r| r.to_string()).collect();
+    j.tags.insert("github.repository".into(), "oxide/hello".into());
+    j
 }
 
 /// Leases the worker the scheduler requested and starts an agent for it.

@@ -76,6 +76,30 @@ pub struct JobSubmit {
     pub timeout_secs: Option<u64>,
 }
 
+impl JobSubmit {
+    /// A job of one bash task and nothing else: what `bm job run` and most
+    /// tests submit.
+    pub fn script(name: &str, target: &str, script: &str) -> Self {
+        JobSubmit {
+            name: name.into(),
+            target: target.into(),
+            tasks: vec![TaskSpec {
+                name: "main".into(),
+                script: script.into(),
+                env: BTreeMap::new(),
+                env_clear: false,
+                workdir: None,
+            }],
+            output_rules: vec![],
+            inputs: vec![],
+            tags: BTreeMap::new(),
+            depends: BTreeMap::new(),
+            store: BTreeMap::new(),
+            timeout_secs: None,
+        }
+    }
+}
+
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -36,6 +36,13 @@ pub struct TargetCreate {
     pub privilege: Option<String>,
 }
 
+impl TargetCreate {
+    /// A plain target: no redirect, no privilege.
+    pub fn named(name: &str) -> Self {
+        TargetCreate { name: name.into(), description: String::new(), redirect: None, privilege: None }
+    }
+}
+
 /// Request to change a target's redirect.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

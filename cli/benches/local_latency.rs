@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use bm_api::jobs::{JobSubmit, TaskSpec};
+use bm_api::jobs::JobSubmit;
 use bm_factory_local::factory::LocalFactoryConfig;
 use bm_factory_local::sandbox::{Sandbox, SandboxSpec};
 
@@ -54,14 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let node = bm_node::start(cfg).await?;
     let token = std::fs::read_to_string(tmp.path().join("admin-token"))?.trim().to_string();
     let admin = bm_api::Client::new(vec![node.url()], Some(token));
-    admin
-        .target_create(&bm_api::targets::TargetCreate {
-            name: "default".into(),
-            description: String::new(),
-            redirect: None,
-            privilege: None,
-        })
-        .await?;
+    admin.target_create(&bm_api::targets::TargetCreate::named("default")).await?;
     let f = admin.factory_create(&bm_api::factories::FactoryCreate { name: "bench".into() }).await?;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let factory = tokio::spawn(bm_factory_local::factory::run(
@@ -77,23 +70,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let mut lat = Vec::new();
     for i in 0..n {
-        let job = JobSubmit {
-            name: format!("lat-{i}"),
-            target: "default".into(),
-            tasks: vec![TaskSpec {
-                name: "main".into(),
-                script: "echo first".into(),
-                env: Default::default(),
-                env_clear: false,
-                workdir: None,
-            }],
-            output_rules: vec![],
-            inputs: vec![],
-            tags: Default::default(),
-            depends: Default::default(),
-            store: Default::default(),
-            timeout_secs: None,
-        };
+        let job = JobSubmit::script(&format!("lat-{i}"), "default", "echo first");
         let t = Instant::now();
         let j = admin.job_submit(&job).await?;
         let mut next = 0;

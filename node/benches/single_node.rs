@@ -13,27 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bm_api::jobs::{JobSubmit, TaskSpec};
+use bm_api::jobs::JobSubmit;
 use bm_api::targets::TargetCreate;
 
 fn job(i: usize) -> JobSubmit {
-    JobSubmit {
-        name: format!("bench-{i}"),
-        target: "default".into(),
-        tasks: vec![TaskSpec {
-            name: "main".into(),
-            script: "true".into(),
-            env: Default::default(),
-            env_clear: false,
-            workdir: None,
-        }],
-        output_rules: vec![],
-        inputs: vec![],
-        tags: Default::default(),
-        depends: Default::default(),
-        store: Default::default(),
-        timeout_secs: None,
-    }
+    JobSubmit::script(&format!("bench-{i}"), "default", "true")
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -54,14 +38,7 @@ async fn main() -> anyhow::Result<()> {
     let running = bm_node::start(cfg).await?;
     let token = std::fs::read_to_string(tmp.path().join("admin-token"))?.trim().to_string();
     let admin = bm_api::Client::new(vec![running.url()], Some(token));
-    admin
-        .target_create(&TargetCreate {
-            name: "default".into(),
-            description: String::new(),
-            redirect: None,
-            privilege: None,
-        })
-        .await?;
+    admin.target_create(&TargetCreate::named("default")).await?;
     admin.control_hold(true).await?;
     println!("single-node commit benchmark: {secs} s per level, fsync on, {} cores", num_cpus());
     println!("{:>10} {:>8} {:>12} {:>10} {:>10} {:>10}", "op", "clients", "ops/s", "p50 ms", "p99 ms", "ops");

@@ -16,15 +16,7 @@ async fn acknowledged_users_tokens_and_jobs_survive_kill_9() {
     let tmp = tempfile::tempdir().unwrap();
     let mut node = NodeProc::start(tmp.path());
     let admin = node.admin();
-    admin
-        .target_create(&TargetCreate {
-            name: "default".into(),
-            description: String::new(),
-            redirect: None,
-            privilege: None,
-        })
-        .await
-        .unwrap();
+    admin.target_create(&TargetCreate::named("default")).await.unwrap();
     let alice = admin.user_create(&UserCreate { name: "alice".into(), privileges: vec![] }).await.unwrap();
     let as_alice = bm_api::Client::new(vec![node.url.clone()], Some(alice.token.clone()));
     let j = as_alice.job_submit(&job("build", "default")).await.unwrap();
@@ -49,15 +41,7 @@ async fn every_job_acknowledged_before_a_kill_9_is_there_after_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let mut node = NodeProc::start(tmp.path());
     let admin = node.admin();
-    admin
-        .target_create(&TargetCreate {
-            name: "default".into(),
-            description: String::new(),
-            redirect: None,
-            privilege: None,
-        })
-        .await
-        .unwrap();
+    admin.target_create(&TargetCreate::named("default")).await.unwrap();
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let mut tasks = Vec::new();
     for c in 0..16 {

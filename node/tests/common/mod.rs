@@ -95,21 +95,5 @@ impl Drop for NodeProc {
 
 /// A one-task job for `target`.
 pub fn job(name: &str, target: &str) -> bm_api::jobs::JobSubmit {
-    bm_api::jobs::JobSubmit {
-        name: name.into(),
-        target: target.into(),
-        tasks: vec![bm_api::jobs::TaskSpec {
-            name: "main".into(),
-            script: "echo hello".into(),
-            env: Default::default(),
-            env_clear: false,
-            workdir: None,
-        }],
-        output_rules: vec![],
-        inputs: vec![],
-        tags: Default::default(),
-        depends: Default::default(),
-        store: Default::default(),
-        timeout_secs: None,
-    }
+    bm_api::jobs::JobSubmit::script(name, target, "echo hello")
 }
