@@ -129,6 +129,11 @@ impl Node {
         self.inner.proposer.propose(cmd).await?.map_err(ApiError::from)
     }
 
+    /// Commit latencies recorded by the write path (for benchmarks).
+    pub fn commit_latencies(&self) -> &crate::proposer::Latencies {
+        self.inner.proposer.latencies()
+    }
+
     /// Stops Raft.
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;

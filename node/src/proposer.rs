@@ -10,6 +10,9 @@
 use bm_api::{ApiError, ErrorCode};
 use bm_raft::{codec, NodeInfo, Payload, Raft};
 use openraft::error::{ClientWriteError, RaftError};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
 use tokio::sync::{mpsc, oneshot};
 
 use crate::sm::{Batch, Command, Outcome};
@@ -17,43 +20,72 @@ use crate::sm::{Batch, Command, Outcome};
 /// Most commands in one entry.
 const MAX_BATCH: usize = 1024;
 
-type Waiter = oneshot::Sender<Result<Outcome, ApiError>>;
+type Waiter = (Instant, oneshot::Sender<Result<Outcome, ApiError>>);
+
+/// Most commit-latency samples kept between two reads.
+const MAX_SAMPLES: usize = 1 << 20;
+
+/// Commit latencies (enqueue to outcome, microseconds) for benchmarks and metrics.
+#[derive(Clone, Default)]
+pub struct Latencies(Arc<Mutex<Vec<u32>>>);
+
+impl Latencies {
+    /// Takes the samples recorded since the last call.
+    pub fn take(&self) -> Vec<u32> {
+        std::mem::take(&mut *self.0.lock().expect("latency lock"))
+    }
+
+    fn record(&self, since: Instant) {
+        let mut v = self.0.lock().expect("latency lock");
+        if v.len() < MAX_SAMPLES {
+            v.push(since.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        }
+    }
+}
 
 /// Handle to the batching task.
 #[derive(Clone)]
 pub struct Proposer {
     tx: mpsc::UnboundedSender<(Command, Waiter)>,
+    latencies: Latencies,
 }
 
 impl Proposer {
     /// Starts the batching task for `raft`.
     pub fn start(raft: Raft) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(raft, rx));
-        Self { tx }
+        let latencies = Latencies::default();
+        tokio::spawn(run(raft, rx, latencies.clone()));
+        Self { tx, latencies }
+    }
+
+    /// The commit-latency recorder.
+    pub fn latencies(&self) -> &Latencies {
+        &self.latencies
     }
 
     /// Commits `cmd` (with whatever else is waiting) and returns its outcome.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ApiError> {
         let (tx, rx) = oneshot::channel();
         let gone = || ApiError::new(ErrorCode::Unavailable, "the node is shutting down");
-        self.tx.send((cmd, tx)).map_err(|_| gone())?;
+        self.tx.send((cmd, (Instant::now(), tx))).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>) {
+async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>, latencies: Latencies) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (cmds, waiters): (Batch, Vec<Waiter>) = batch.drain(..).unzip();
         match commit(&raft, &cmds).await {
             Ok(outcomes) => {
-                for (w, o) in waiters.into_iter().zip(outcomes) {
+                for ((since, w), o) in waiters.into_iter().zip(outcomes) {
+                    latencies.record(since);
                     let _ = w.send(Ok(o));
                 }
             }
             Err(e) => {
-                for w in waiters {
+                for (_, w) in waiters {
                     let _ = w.send(Err(e.clone()));
                 }
             }
