@@ -276,7 +276,7 @@ fn publish_advice() {
 fn the_example_repository_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/hello");
     let loaded = load_repo(&root).unwrap();
-    assert_eq!(loaded.jobs.names(), ["build"]);
+    assert_eq!(loaded.jobs.names(), ["build", "test"]);
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
