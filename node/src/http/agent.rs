@@ -108,9 +108,10 @@ pub async fn next(ctx: Ctx, raw_query: String) -> Result<Instruction, ApiError> 
     }
 }
 
-async fn fenced(ctx: &Ctx, cmd: impl FnOnce(Fence) -> Command) -> Result<Reply, ApiError> {
+/// Proposes a command about the caller's job under `epoch`.
+async fn fenced(ctx: &Ctx, epoch: u64, cmd: impl FnOnce(Fence) -> Command) -> Result<Reply, ApiError> {
     let worker = worker(ctx)?;
-    ctx.node.propose(cmd(Fence { worker, epoch: 0 })).await
+    ctx.node.propose(cmd(Fence { worker, epoch })).await
 }
 
 /// The job started.
@@ -119,7 +120,7 @@ async fn fenced(ctx: &Ctx, cmd: impl FnOnce(Fence) -> Command) -> Result<Reply, 
 pub async fn start(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
     let f: Fenced = reply::body(&raw)?;
     let time = chrono::Utc::now();
-    fenced(&ctx, |fence| Command::JobStart { job, fence: Fence { epoch: f.epoch, ..fence }, time }).await?;
+    fenced(&ctx, f.epoch, |fence| Command::JobStart { job, fence, time }).await?;
     Ok(serde_json::json!({}))
 }
 
@@ -133,7 +134,7 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
         .into_iter()
         .map(|e| EventIn { stream: e.stream, task: e.task, time: e.time, payload: e.payload })
         .collect();
-    match fenced(&ctx, |fence| Command::JobEvents { job, fence: Fence { epoch: up.epoch, ..fence }, events }).await? {
+    match fenced(&ctx, up.epoch, |fence| Command::JobEvents { job, fence, events }).await? {
         Reply::Appended(next) => Ok(serde_json::json!({ "next_seq": next })),
         other => Err(unexpected(other)),
     }
@@ -145,13 +146,7 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
 pub async fn finish(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
     let f: Finish = reply::body(&raw)?;
     let time = chrono::Utc::now();
-    fenced(&ctx, |fence| Command::JobFinish {
-        job,
-        fence: Fence { epoch: f.epoch, ..fence },
-        failure: f.failure,
-        time,
-    })
-    .await?;
+    fenced(&ctx, f.epoch, |fence| Command::JobFinish { job, fence, failure: f.failure, time }).await?;
     Ok(serde_json::json!({}))
 }
 
