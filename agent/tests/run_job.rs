@@ -29,10 +29,14 @@ struct Fixture {
 }
 
 async fn fixture() -> Fixture {
+    fixture_with_lease(120).await
+}
+
+async fn fixture_with_lease(lease_secs: u64) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
-    let node = bm_node::start(bm_node::NodeConfig::in_dir(&tmp.path().join("node"), "127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
+    let mut cfg = bm_node::NodeConfig::in_dir(&tmp.path().join("node"), "127.0.0.1:0".parse().unwrap());
+    cfg.worker_lease_secs = lease_secs;
+    let node = bm_node::start(cfg).await.unwrap();
     let token = std::fs::read_to_string(tmp.path().join("node/admin-token")).unwrap().trim().to_string();
     let admin = Client::new(vec![node.url()], Some(token));
     admin.target_create(&TargetCreate::named("default")).await.unwrap();
@@ -220,4 +224,28 @@ async fn a_job_past_its_timeout_fails_and_its_processes_are_killed() {
     let before = std::fs::metadata(&marker).unwrap().modified().unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(before, std::fs::metadata(&marker).unwrap().modified().unwrap(), "the job's loop still runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_agent_goes_silent_fails_with_that_cause() {
+    let fx = fixture_with_lease(2).await;
+    let pidfile = fx.root.join("pid");
+    let j = fx.admin.job_submit(&job(&format!("echo $$ > {}; sleep 30", pidfile.display()), &[])).await.unwrap();
+    let mut agent = start_agent(&fx).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pidfile.exists() {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The agent dies without a word (its job's shell lives on, as on a lost machine).
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    assert_eq!(done.state, JobState::Failed);
+    assert!(done.failure.as_deref().unwrap().contains("stopped calling in"), "{:?}", done.failure);
+    let workers = fx.admin.workers(true).await.unwrap();
+    let w = workers.iter().find(|w| Some(&w.id) == done.worker.as_ref()).unwrap();
+    assert_eq!(w.state, bm_api::workers::WorkerState::Destroying, "the factory must tear it down");
 }

@@ -23,9 +23,17 @@ pub struct NodeConfig {
     /// from the listen address (behind a proxy).
     #[serde(default)]
     pub public_url: Option<String>,
+    /// A worker whose agent has not called in for this long is lost: its
+    /// job fails with that cause and the worker is destroyed.
+    #[serde(default = "default_lease")]
+    pub worker_lease_secs: u64,
     /// Raft tuning.
     #[serde(default)]
     pub raft: RaftTuning,
+}
+
+fn default_lease() -> u64 {
+    120
 }
 
 fn one() -> u64 {
@@ -81,6 +89,7 @@ impl NodeConfig {
             listen_http,
             admin_token_file: dir.join("admin-token"),
             public_url: None,
+            worker_lease_secs: default_lease(),
             raft: RaftTuning::default(),
         }
     }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod heartbeats;
 pub mod http;
 pub mod node;
 pub mod openapi;

@@ -28,6 +28,7 @@ struct Inner {
     admin_hash: String,
     blobs: Blobs,
     proposer: Proposer,
+    heartbeats: crate::heartbeats::Heartbeats,
     config: NodeConfig,
 }
 
@@ -68,6 +69,7 @@ impl Node {
                 admin_hash: auth::hash_token(&admin),
                 blobs,
                 proposer,
+                heartbeats: Default::default(),
                 config,
             }),
         })
@@ -127,6 +129,11 @@ impl Node {
     /// Nothing is acknowledged before it is committed.
     pub async fn propose(&self, cmd: Command) -> Result<Reply, ApiError> {
         self.inner.proposer.propose(cmd).await?.map_err(ApiError::from)
+    }
+
+    /// When each worker's agent last called this node.
+    pub fn heartbeats(&self) -> &crate::heartbeats::Heartbeats {
+        &self.inner.heartbeats
     }
 
     /// Commit latencies recorded by the write path (for benchmarks).

@@ -72,7 +72,13 @@ pub async fn run(node: Node) {
         if !node.is_leader() {
             continue;
         }
-        let cmds = node.read(|s| plan(s, Utc::now()));
+        let lease = Duration::from_secs(node.config().worker_lease_secs);
+        let (mut cmds, lost) = node.read(|s| (plan(s, Utc::now()), node.heartbeats().expired(s, lease)));
+        for worker in lost {
+            let reason = format!("the worker's agent stopped calling in (no heartbeat for {} s)", lease.as_secs());
+            tracing::warn!(%worker, "{reason}");
+            cmds.push(Command::WorkerLost { worker, reason, time: Utc::now() });
+        }
         for cmd in cmds {
             if let Err(e) = node.propose(cmd).await {
                 tracing::debug!(error = %e, "scheduler command refused");

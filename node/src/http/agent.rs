@@ -24,9 +24,13 @@ const MAX_WAIT: u64 = 60;
 /// Largest output accepted in one upload.
 pub const MAX_OUTPUT: u64 = 1024 * 1024 * 1024;
 
+/// The calling agent's worker id; every such call is a heartbeat.
 fn worker(ctx: &Ctx) -> Result<String, ApiError> {
     match ctx.caller()? {
-        Caller::Worker(id) => Ok(id),
+        Caller::Worker(id) => {
+            ctx.node.heartbeats().beat(&id);
+            Ok(id)
+        }
         _ => Err(ApiError::new(ErrorCode::Forbidden, "this endpoint is for agents")),
     }
 }

@@ -1,0 +1,43 @@
+//! Worker heartbeats: every call an agent makes is one. The leader keeps
+//! when it last heard from each worker (in memory: heartbeats are too
+//! frequent to replicate) and reports workers that went quiet for longer
+//! than the lease, so the scheduler can fail their jobs with that cause.
+//! A new leader starts every clock afresh, which only delays a verdict.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bm_api::workers::WorkerState;
+
+use crate::sm::State;
+
+/// Last contact per worker.
+#[derive(Clone, Default)]
+pub struct Heartbeats(Arc<Mutex<HashMap<String, Instant>>>);
+
+impl Heartbeats {
+    /// Records that `worker` called in now.
+    pub fn beat(&self, worker: &str) {
+        self.0.lock().expect("heartbeat lock").insert(worker.to_string(), Instant::now());
+    }
+
+    /// Workers with a live agent (ready or assigned) silent for longer
+    /// than `lease`. A worker never heard from by this node starts its
+    /// clock now.
+    pub fn expired(&self, s: &State, lease: Duration) -> Vec<String> {
+        let now = Instant::now();
+        let mut seen = self.0.lock().expect("heartbeat lock");
+        let live: Vec<&str> = s
+            .workers
+            .values()
+            .filter(|w| matches!(w.worker.state, WorkerState::Ready | WorkerState::Assigned))
+            .map(|w| w.worker.id.as_str())
+            .collect();
+        seen.retain(|id, _| live.contains(&id.as_str()));
+        live.into_iter()
+            .filter(|id| now.duration_since(*seen.entry(id.to_string()).or_insert(now)) > lease)
+            .map(str::to_string)
+            .collect()
+    }
+}
