@@ -27,7 +27,15 @@ fn pfexec(args: &[OsString]) -> i32 {
         return 2;
     };
     // SAFETY: plain system calls on integers; no memory is shared.
-    let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(0) == 0 && libc::setuid(0) == 0 };
+    let already_root = unsafe { libc::getuid() == 0 && libc::geteuid() == 0 };
+    // Dropping supplementary groups is refused in a user namespace without a
+    // group map of its own; it is not what makes us root, so it may fail.
+    // SAFETY: as above.
+    let ok = already_root
+        || unsafe {
+            libc::setgroups(0, std::ptr::null());
+            libc::setgid(0) == 0 && libc::setuid(0) == 0
+        };
     if !ok {
         eprintln!("pfexec: cannot become root: {}", std::io::Error::last_os_error());
         return 1;
