@@ -2,10 +2,13 @@
 //!
 //! openraft 0.9 appends and fsyncs each client write before it takes the
 //! next, so one command per entry caps a node at one fsync per command.
-//! The proposer keeps one batch in flight; commands that arrive meanwhile
-//! wait in a queue and go together in the next entry, so under load many
-//! commands share each append and fsync while a lone command still goes
-//! out at once. Each caller gets its own command's outcome back.
+//! The proposer keeps two batches in flight (one being appended, one
+//! waiting in openraft's queue); commands that arrive meanwhile wait here
+//! and go together in the next entry, so under load many commands share
+//! each append and fsync while a lone command still goes out at once. Each
+//! caller gets its own command's outcome back. Batches in flight together
+//! hold commands from different callers (a caller waits for its answer),
+//! so the order between them is free.
 
 use bm_api::{ApiError, ErrorCode};
 use bm_raft::{codec, NodeInfo, Payload, Raft};
@@ -13,12 +16,15 @@ use openraft::error::{ClientWriteError, RaftError};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::sm::{Batch, Command, Outcome};
 
 /// Most commands in one entry.
 const MAX_BATCH: usize = 1024;
+/// Batches handed to Raft at once: while one is being appended and
+/// applied, the next is already waiting in openraft's queue.
+const PIPELINE: usize = 2;
 
 type Waiter = (Instant, oneshot::Sender<Result<Outcome, ApiError>>);
 
@@ -74,22 +80,31 @@ impl Proposer {
 }
 
 async fn run(raft: Raft, mut rx: mpsc::UnboundedReceiver<(Command, Waiter)>, latencies: Latencies) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (cmds, waiters): (Batch, Vec<Waiter>) = batch.drain(..).unzip();
-        match commit(&raft, &cmds).await {
-            Ok(outcomes) => {
-                for ((since, w), o) in waiters.into_iter().zip(outcomes) {
-                    latencies.record(since);
-                    let _ = w.send(Ok(o));
-                }
-            }
-            Err(e) => {
-                for (_, w) in waiters {
-                    let _ = w.send(Err(e.clone()));
-                }
-            }
+    let inflight = Arc::new(Semaphore::new(PIPELINE));
+    loop {
+        let Ok(permit) = inflight.clone().acquire_owned().await else { return };
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
         }
+        let (raft, latencies) = (raft.clone(), latencies.clone());
+        tokio::spawn(async move {
+            let (cmds, waiters): (Batch, Vec<Waiter>) = batch.into_iter().unzip();
+            match commit(&raft, &cmds).await {
+                Ok(outcomes) => {
+                    for ((since, w), o) in waiters.into_iter().zip(outcomes) {
+                        latencies.record(since);
+                        let _ = w.send(Ok(o));
+                    }
+                }
+                Err(e) => {
+                    for (_, w) in waiters {
+                        let _ = w.send(Err(e.clone()));
+                    }
+                }
+            }
+            drop(permit);
+        });
     }
 }
 
