@@ -69,6 +69,24 @@ impl Table {
     }
 }
 
+/// Prints a list the way every `ls` command does: JSON with `--json`,
+/// else a table with `header` and one row per item from `row`.
+pub fn print_list<T: Serialize>(
+    items: &[T],
+    json: bool,
+    header: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    if json {
+        return print_json(items);
+    }
+    let mut t = Table::new(header);
+    for item in items {
+        t.row(row(item));
+    }
+    t.print()
+}
+
 /// Prints a value as pretty JSON on standard output: the `--json` form of
 /// every command, meant for scripts (`jq`).
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {

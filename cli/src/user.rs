@@ -6,7 +6,7 @@ use bm_api::Client;
 use clap::Subcommand;
 
 use crate::outln;
-use crate::output::{age, print_json, Table};
+use crate::output::{age, print_json, print_list};
 
 /// Subcommands of `bm user`.
 #[derive(Debug, Subcommand)]
@@ -58,14 +58,9 @@ pub async fn run(client: &Client, cmd: UserCmd) -> Result<()> {
     match cmd {
         UserCmd::Ls { json } => {
             let users = client.users().await?;
-            if json {
-                return print_json(&users);
-            }
-            let mut t = Table::new(&["ID", "NAME", "PRIVILEGES", "AGE"]);
-            for u in &users {
-                t.row(vec![u.id.clone(), u.name.clone(), privileges(u), age(u.created)]);
-            }
-            t.print()
+            print_list(&users, json, &["ID", "NAME", "PRIVILEGES", "AGE"], |u| {
+                vec![u.id.clone(), u.name.clone(), privileges(u), age(u.created)]
+            })
         }
         UserCmd::Create { name, privileges, json } => {
             let created = client.user_create(&UserCreate { name, privileges }).await?;

@@ -6,7 +6,7 @@ use bm_api::Client;
 use clap::Subcommand;
 
 use crate::outln;
-use crate::output::{age, print_json, Table};
+use crate::output::{age, print_json, print_list};
 
 /// Subcommands of `bm admin factory`.
 #[derive(Debug, Subcommand)]
@@ -43,14 +43,9 @@ pub async fn run(client: &Client, cmd: FactoryCmd) -> Result<()> {
     match cmd {
         FactoryCmd::Ls { json } => {
             let factories = client.factories().await?;
-            if json {
-                return print_json(&factories);
-            }
-            let mut t = Table::new(&["ID", "NAME", "ENABLED", "AGE"]);
-            for f in &factories {
-                t.row(vec![f.id.clone(), f.name.clone(), yes_no(f.enabled), age(f.created)]);
-            }
-            t.print()
+            print_list(&factories, json, &["ID", "NAME", "ENABLED", "AGE"], |f| {
+                vec![f.id.clone(), f.name.clone(), yes_no(f.enabled), age(f.created)]
+            })
         }
         FactoryCmd::Create { name, json } => {
             let created = client.factory_create(&FactoryCreate { name }).await?;

@@ -6,7 +6,7 @@ use bm_api::Client;
 use clap::Subcommand;
 
 use crate::outln;
-use crate::output::{or_dash, print_json, Table};
+use crate::output::{or_dash, print_list};
 
 /// Subcommands of `bm admin target`.
 #[derive(Debug, Subcommand)]
@@ -46,20 +46,15 @@ pub async fn run(client: &Client, cmd: TargetCmd) -> Result<()> {
     match cmd {
         TargetCmd::Ls { json } => {
             let targets = client.targets().await?;
-            if json {
-                return print_json(&targets);
-            }
-            let mut t = Table::new(&["ID", "NAME", "REDIRECT", "PRIVILEGE", "DESCRIPTION"]);
-            for x in &targets {
-                t.row(vec![
+            print_list(&targets, json, &["ID", "NAME", "REDIRECT", "PRIVILEGE", "DESCRIPTION"], |x| {
+                vec![
                     x.id.clone(),
                     x.name.clone(),
                     or_dash(x.redirect.as_deref()),
                     or_dash(x.privilege.as_deref()),
                     x.description.clone(),
-                ]);
-            }
-            t.print()
+                ]
+            })
         }
         TargetCmd::Create { name, description, redirect, privilege } => {
             let t = client.target_create(&TargetCreate { name, description, redirect, privilege }).await?;

@@ -7,7 +7,7 @@ use bm_api::Client;
 use clap::Subcommand;
 
 use crate::outln;
-use crate::output::{age, or_dash, print_json, Table};
+use crate::output::{age, or_dash, print_list};
 
 /// Subcommands of `bm admin worker`.
 #[derive(Debug, Subcommand)]
@@ -55,13 +55,10 @@ pub async fn run(client: &Client, cmd: WorkerCmd) -> Result<()> {
 /// Lists workers as a table or JSON.
 async fn list(client: &Client, all: bool, json: bool) -> Result<()> {
     let workers = client.workers(all).await?;
-    if json {
-        return print_json(&workers);
-    }
-    let mut t = Table::new(&["ID", "TARGET", "STATE", "HOLD", "JOB", "FACTORY", "INSTANCE", "AGE"]);
-    for w in &workers {
+    let header = ["ID", "TARGET", "STATE", "HOLD", "JOB", "FACTORY", "INSTANCE", "AGE"];
+    print_list(&workers, json, &header, |w| {
         let created = w.times.values().min().map(|t| age(*t)).unwrap_or_else(|| "-".into());
-        t.row(vec![
+        vec![
             w.id.clone(),
             w.target.clone(),
             state(w),
@@ -70,9 +67,8 @@ async fn list(client: &Client, all: bool, json: bool) -> Result<()> {
             or_dash(w.factory.as_deref()),
             or_dash(w.instance_id.as_deref()),
             created,
-        ]);
-    }
-    t.print()
+        ]
+    })
 }
 
 /// The worker's state as in JSON (`ready`, `destroying`, …).
