@@ -338,6 +338,33 @@ impl Client {
     }
 }
 
+/// Cluster status and membership (admin).
+impl Client {
+    /// Every member's role and progress, as the answering node sees it.
+    pub async fn cluster_status(&self) -> Result<crate::cluster::ClusterStatus, ClientError> {
+        self.call(Method::GET, "cluster", &[], None).await
+    }
+
+    /// Adds a node (learner, then voter unless `learner` is set).
+    pub async fn cluster_add(
+        &self,
+        add: &crate::cluster::MemberAdd,
+    ) -> Result<crate::cluster::ClusterStatus, ClientError> {
+        self.call(Method::POST, "cluster/members", &[], Self::json(add)).await
+    }
+
+    /// Removes a node.
+    pub async fn cluster_remove(&self, id: u64) -> Result<crate::cluster::ClusterStatus, ClientError> {
+        self.call(Method::DELETE, &format!("cluster/members/{id}"), &[], None).await
+    }
+
+    /// Hands leadership to voter `to`.
+    pub async fn cluster_transfer_leader(&self, to: u64) -> Result<crate::cluster::ClusterStatus, ClientError> {
+        let req = crate::cluster::LeaderTransfer { to };
+        self.call(Method::POST, "cluster/leader", &[], Self::json(&req)).await
+    }
+}
+
 /// A request body.
 pub enum Body<'a> {
     /// None.

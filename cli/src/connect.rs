@@ -34,3 +34,12 @@ pub fn client(global: &GlobalArgs) -> Result<Client> {
     tracing::debug!(?urls, token = token.is_some(), "connecting");
     Ok(Client::new(urls, token))
 }
+
+/// The bearer token the global options and profile give, if any.
+pub fn token(global: &GlobalArgs) -> Result<Option<String>> {
+    if global.token.is_some() {
+        return Ok(global.token.clone());
+    }
+    let (file, cfg) = config::load()?;
+    Ok(cfg.select(global.profile.as_deref(), &file).ok().and_then(|(_, p)| p.token.clone()))
+}

@@ -16,8 +16,8 @@ pub const LOCAL_TARGETS: [&str; 2] = ["default", "local"];
 
 /// A running embedded cluster.
 pub struct Embedded {
-    /// The node.
-    pub node: bm_node::Running,
+    /// The nodes (one, or several talking QUIC over loopback).
+    pub nodes: Vec<bm_node::Running>,
     /// Admin client.
     pub admin: Client,
     /// The admin token.
@@ -27,13 +27,37 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Starts a node keeping its data in `dir`, listening on `listen`, with
-    /// the local factory making sandboxes under `dir/sandboxes`.
-    pub async fn start(dir: &Path, listen: std::net::SocketAddr, max_workers: usize) -> anyhow::Result<Self> {
-        let cfg = bm_node::NodeConfig::in_dir(dir, listen);
-        let node = bm_node::start(cfg).await.with_context(|| format!("cannot start a node in {}", dir.display()))?;
-        let token = std::fs::read_to_string(dir.join("admin-token"))?.trim().to_string();
-        let admin = Client::new(vec![node.url()], Some(token.clone()));
+    /// Starts `nodes` nodes keeping their data in `dir` (the first one's
+    /// API on `listen`), with the local factory making sandboxes in a
+    /// temporary folder. One node keeps everything in `dir` itself; several
+    /// get a cluster CA and a folder each under `dir/cluster`, made the
+    /// first time and reused after.
+    pub async fn start(
+        dir: &Path,
+        nodes: usize,
+        listen: std::net::SocketAddr,
+        max_workers: usize,
+    ) -> anyhow::Result<Self> {
+        let (running, token_file) = if nodes <= 1 {
+            let cfg = bm_node::NodeConfig::in_dir(dir, listen);
+            let node =
+                bm_node::start(cfg).await.with_context(|| format!("cannot start a node in {}", dir.display()))?;
+            (vec![node], dir.join("admin-token"))
+        } else {
+            let configs = cluster_configs(&dir.join("cluster"), nodes, listen)?;
+            let mut running = Vec::new();
+            for c in configs {
+                let cfg = bm_node::NodeConfig::load(&c)?;
+                running.push(
+                    bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display()))?,
+                );
+            }
+            (running, dir.join("cluster").join("admin-token"))
+        };
+        let token = std::fs::read_to_string(&token_file)?.trim().to_string();
+        let urls: Vec<String> = running.iter().map(|n| n.url()).collect();
+        let admin = Client::new(urls.clone(), Some(token.clone()));
+        wait_for_leader(&admin).await?;
         for t in LOCAL_TARGETS {
             let spec = TargetCreate {
                 name: t.into(),
@@ -47,7 +71,7 @@ impl Embedded {
         let name = format!("local-{}", std::process::id());
         let f = admin.factory_create(&FactoryCreate { name }).await.context("cannot register the local factory")?;
         let fcfg = LocalFactoryConfig {
-            urls: vec![node.url()],
+            urls,
             token: f.token,
             targets: LOCAL_TARGETS.iter().map(|s| s.to_string()).collect(),
             dir: sandbox_dir()?,
@@ -56,7 +80,12 @@ impl Embedded {
         };
         let (stop, rx) = watch::channel(false);
         let factory = tokio::spawn(bm_factory_local::factory::run(fcfg, rx));
-        Ok(Self { node, admin, token, stop, factory })
+        Ok(Self { nodes: running, admin, token, stop, factory })
+    }
+
+    /// The nodes' API URLs.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.url()).collect()
     }
 
     /// Stops the factory (destroying its sandboxes) and the node.
@@ -67,7 +96,57 @@ impl Embedded {
             Err(e) => tracing::warn!(error = %e, "local factory task failed"),
             Ok(Ok(())) => {}
         }
-        self.node.stop().await;
+        for n in self.nodes {
+            n.stop().await;
+        }
+    }
+}
+
+/// The configs of an embedded multi-node cluster in `dir`: made with free
+/// loopback ports (node 1's API on `listen`) the first time, read after.
+fn cluster_configs(dir: &Path, nodes: usize, listen: std::net::SocketAddr) -> anyhow::Result<Vec<PathBuf>> {
+    use bm_node::cluster::files::{init_cluster, PlannedNode};
+    if dir.join("ca.pem").exists() {
+        let configs: Vec<PathBuf> = (1..=nodes).map(|i| dir.join(format!("node-{i}")).join("node.toml")).collect();
+        if let Some(missing) = configs.iter().find(|c| !c.exists()) {
+            anyhow::bail!("{} holds a different cluster (no {}); use another --data", dir.display(), missing.display());
+        }
+        return Ok(configs);
+    }
+    let ip = listen.ip();
+    let mut planned = Vec::new();
+    for id in 1..=nodes as u64 {
+        let http = if id == 1 { listen } else { free_tcp(ip)? };
+        let http = if http.port() == 0 { free_tcp(ip)? } else { http };
+        planned.push(PlannedNode { id, http, peer: free_udp(ip)?, advertise_peer: None, api_url: None });
+    }
+    init_cluster(dir, &planned, bm_node::config::RaftTuning::default())
+}
+
+fn free_tcp(ip: std::net::IpAddr) -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?)
+}
+
+fn free_udp(ip: std::net::IpAddr) -> anyhow::Result<std::net::SocketAddr> {
+    Ok(std::net::UdpSocket::bind((ip, 0))?.local_addr()?)
+}
+
+/// Waits until the cluster has a leader that commits (a fresh cluster
+/// holds an election first).
+async fn wait_for_leader(admin: &Client) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match admin.whoami().await {
+            Ok(_) => match admin.cluster_status().await {
+                Ok(s) if s.leader.is_some() => return Ok(()),
+                Ok(_) | Err(_) if std::time::Instant::now() < deadline => {}
+                Ok(_) => anyhow::bail!("the cluster elected no leader in 30 s"),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) if std::time::Instant::now() >= deadline => return Err(e.into()),
+            Err(_) => {}
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 
@@ -81,7 +160,7 @@ fn ignore_conflict(r: Result<(), bm_api::ClientError>) -> Result<(), bm_api::Cli
 /// Where this run's sandboxes live: under the system's temporary folder
 /// (sandbox processes run as unprivileged uids, so every folder above must
 /// be searchable by others, which a home or a private temp dir is not).
-fn sandbox_dir() -> anyhow::Result<PathBuf> {
+pub fn sandbox_dir() -> anyhow::Result<PathBuf> {
     let d = std::env::temp_dir().join(format!("bm-sandboxes-{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     use std::os::unix::fs::PermissionsExt;
@@ -90,6 +169,6 @@ fn sandbox_dir() -> anyhow::Result<PathBuf> {
 }
 
 /// This executable, which doubles as the agent.
-fn agent_binary() -> anyhow::Result<PathBuf> {
+pub fn agent_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the bm executable to use as the agent")
 }

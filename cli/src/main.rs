@@ -6,6 +6,7 @@
 //! are documented in [`exit`] and `docs/cli.md`.
 
 mod admin;
+mod cluster;
 mod config;
 mod connect;
 mod embedded;
@@ -14,6 +15,7 @@ mod info;
 mod job;
 mod jobfile;
 mod local;
+mod node_cmd;
 mod output;
 mod parse;
 mod up;
@@ -69,6 +71,9 @@ enum Command {
     /// Manage targets, factories, workers and the cluster (admin)
     #[command(subcommand)]
     Admin(admin::AdminCmd),
+    /// Create a cluster, show its members, add and remove nodes (admin)
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCmd),
     /// Hold or resume the start of new work (admin; same as `bm admin control`)
     #[command(subcommand)]
     Control(admin::control::ControlCmd),
@@ -79,6 +84,8 @@ enum Command {
     /// Run jobs from a repository on a throw-away local cluster
     #[command(subcommand)]
     Local(LocalCmd),
+    /// Run a node of a cluster in the foreground (same as `bm-node --config FILE`)
+    Node(node_cmd::NodeArgs),
     /// Work with job files (`.github/buildomat/jobs/*.sh`)
     #[command(subcommand)]
     Jobfile(JobfileCmd),
@@ -107,6 +114,8 @@ pub struct UpArgs {
 pub enum LocalCmd {
     /// Run a repository's job files on a local cluster (implemented in `local.rs`)
     Run(LocalRunArgs),
+    /// Run the local factory (sandboxes on this host) for a cluster; the token is a factory token
+    Factory(node_cmd::FactoryArgs),
 }
 
 /// Arguments of `bm local run`.
@@ -204,8 +213,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::User(cmd) => done(user::run(&connect::client(g)?, cmd).await),
         Command::Admin(cmd) => done(admin::run(&connect::client(g)?, cmd).await),
         Command::Control(cmd) => done(admin::control::run(&connect::client(g)?, cmd).await),
+        Command::Cluster(cmd) => done(cluster::run(g, cmd).await),
         Command::Up(args) => done(up::run(args).await),
         Command::Local(LocalCmd::Run(args)) => local::run(args).await,
+        Command::Local(LocalCmd::Factory(args)) => {
+            done(node_cmd::factory(&connect::client(g)?, connect::token(g)?, args).await)
+        }
+        Command::Node(args) => done(node_cmd::node(args).await),
         Command::Jobfile(JobfileCmd::Check(args)) => jobfile::check(args).await,
     }
 }

@@ -16,19 +16,22 @@ fn default_data_dir() -> anyhow::Result<PathBuf> {
 
 /// Starts the cluster described by `args` and serves until interrupted.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    if args.nodes != 1 {
-        anyhow::bail!("--nodes {}: this version runs single-node clusters only (multi-node is on its way)", args.nodes);
+    if args.nodes == 0 {
+        anyhow::bail!("--nodes must be at least 1");
     }
     let data = match args.data {
         Some(d) => d,
         None => default_data_dir()?,
     };
-    let dir = data.join("node1");
-    let cluster = crate::embedded::Embedded::start(&dir, args.listen, 4).await?;
-    let url = cluster.node.url();
+    // One node keeps the layout of earlier versions (data/node1); several
+    // share a cluster folder (data/cluster/node-N).
+    let dir = if args.nodes == 1 { data.join("node1") } else { data.clone() };
+    let cluster = crate::embedded::Embedded::start(&dir, args.nodes, args.listen, 4).await?;
+    let urls = cluster.urls();
     let token = cluster.token.clone();
-    let file = crate::config::save_profile(&args.profile_name, std::slice::from_ref(&url), Some(&token))?;
-    eprintln!("bm: cluster of 1 node up at {url}");
+    let file = crate::config::save_profile(&args.profile_name, &urls, Some(&token))?;
+    let plural = if args.nodes == 1 { "" } else { "s" };
+    eprintln!("bm: cluster of {} node{plural} up at {}", args.nodes, urls.join(", "));
     eprintln!("bm: data in {}", data.display());
     eprintln!(
         "bm: profile {:?} written to {}; try: bm -p {} info",

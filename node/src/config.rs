@@ -30,6 +30,41 @@ pub struct NodeConfig {
     /// Raft tuning.
     #[serde(default)]
     pub raft: RaftTuning,
+    /// The peer link (Raft over QUIC with mutual TLS). Without it the node
+    /// is a cluster of one.
+    #[serde(default)]
+    pub peer: Option<PeerConfig>,
+}
+
+/// How a node reaches and is reached by the other nodes of its cluster.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// UDP address the QUIC peer endpoint listens on.
+    pub listen: SocketAddr,
+    /// The address other nodes use to reach this one, when it differs
+    /// from `listen` (NAT, a relay); kept in the cluster membership.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// The cluster CA and this node's certificate and key (PEM files).
+    pub tls: bm_raft::tls::TlsFiles,
+    /// The voters a brand-new cluster starts with. Every node of the first
+    /// set lists the same members; a node added later lists none and waits
+    /// to be added with `bm cluster add`.
+    #[serde(default)]
+    pub initial_members: Vec<Member>,
+}
+
+/// A member of the cluster as the configuration names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Its node id.
+    pub id: u64,
+    /// Its peer (QUIC) address.
+    pub peer: String,
+    /// Its HTTP API base URL.
+    pub api: String,
 }
 
 fn default_lease() -> u64 {
@@ -78,7 +113,40 @@ impl NodeConfig {
         if cfg.id == 0 {
             anyhow::bail!("invalid config {}: id must be 1 or more", path.display());
         }
+        let mut cfg = cfg;
+        cfg.resolve_relative_to(path.parent().unwrap_or(Path::new(".")));
+        if let Some(p) = &cfg.peer {
+            if !p.initial_members.is_empty() && !p.initial_members.iter().any(|m| m.id == cfg.id) {
+                anyhow::bail!(
+                    "invalid config {}: peer.initial_members does not list this node (id {})",
+                    path.display(),
+                    cfg.id
+                );
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Relative paths in a config file are relative to the file's folder,
+    /// so a node's folder can be moved as a whole.
+    fn resolve_relative_to(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.admin_token_file);
+        if let Some(peer) = &mut self.peer {
+            fix(&mut peer.tls.ca);
+            fix(&mut peer.tls.cert);
+            fix(&mut peer.tls.key);
+        }
+    }
+
+    /// The address other nodes reach this node's peer endpoint at.
+    pub fn advertised_peer(&self, bound: SocketAddr) -> String {
+        self.peer.as_ref().and_then(|p| p.advertise.clone()).unwrap_or_else(|| bound.to_string())
     }
 
     /// A config for a node keeping everything under `dir`.
@@ -91,6 +159,7 @@ impl NodeConfig {
             public_url: None,
             worker_lease_secs: default_lease(),
             raft: RaftTuning::default(),
+            peer: None,
         }
     }
 }

@@ -3,8 +3,10 @@
 //! frequent to replicate) and reports workers that went quiet for longer
 //! than the lease, so the scheduler can fail their jobs with that cause.
 //! A new leader starts every clock afresh, which only delays a verdict.
+//! Followers keep the workers they heard from since their last report and
+//! pass them on to the leader (see `cluster::heartbeat_push`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,12 +16,27 @@ use crate::sm::State;
 
 /// Last contact per worker.
 #[derive(Clone, Default)]
-pub struct Heartbeats(Arc<Mutex<HashMap<String, Instant>>>);
+pub struct Heartbeats(Arc<Mutex<HashMap<String, Instant>>>, Arc<Mutex<BTreeSet<String>>>);
 
 impl Heartbeats {
     /// Records that `worker` called in now.
     pub fn beat(&self, worker: &str) {
         self.0.lock().expect("heartbeat lock").insert(worker.to_string(), Instant::now());
+        let mut recent = self.1.lock().expect("heartbeat lock");
+        if !recent.contains(worker) {
+            recent.insert(worker.to_string());
+        }
+    }
+
+    /// Takes the workers heard from since the last call (for a follower to
+    /// pass on to the leader).
+    pub fn take_recent(&self) -> Vec<String> {
+        std::mem::take(&mut *self.1.lock().expect("heartbeat lock")).into_iter().collect()
+    }
+
+    /// Returns workers to the recent set after a report failed.
+    pub fn put_back(&self, workers: Vec<String>) {
+        self.1.lock().expect("heartbeat lock").extend(workers);
     }
 
     /// Workers with a live agent (ready or assigned) silent for longer

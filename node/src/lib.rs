@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod blobs;
+pub mod cluster;
 pub mod config;
 pub mod heartbeats;
 pub mod http;

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bm_api::{ApiError, ErrorCode};
-use bm_raft::{AppliedWatch, NoNetwork, NodeInfo, Raft, SmStore, Storage};
+use bm_raft::{AppliedWatch, NoNetwork, NodeInfo, PeerEndpoint, Raft, SmStore, Storage};
 use openraft::error::RaftError;
+use std::sync::OnceLock;
 
 use crate::auth;
 use crate::blobs::Blobs;
+use crate::cluster::forward::{self, Leader};
+use crate::cluster::proto::PeerCall;
 use crate::config::NodeConfig;
-use crate::proposer::Proposer;
+use crate::proposer::{Proposer, WritePause};
 use crate::sm::{Command, Replicated, Reply, State};
 
 /// Shared handle on a node's parts; cheap to clone into handlers and tasks.
@@ -30,11 +33,17 @@ struct Inner {
     proposer: Proposer,
     heartbeats: crate::heartbeats::Heartbeats,
     config: NodeConfig,
+    peer: Option<PeerEndpoint>,
+    pause: WritePause,
+    quiet_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Node {
-    /// Opens storage, starts Raft (initialising a one-voter cluster the first
-    /// time) and waits until this node leads.
+    /// Opens storage and starts Raft. A node without a peer link is a
+    /// cluster of one: it initialises itself the first time and waits to
+    /// lead. A node with one serves its peers over QUIC, initialises the
+    /// cluster from `initial_members` the first time (every initial member
+    /// does, with the same list), and does not wait for an election.
     pub async fn open(config: NodeConfig, api_url: String) -> anyhow::Result<Self> {
         let admin = auth::load_or_create_admin_token(&config.admin_token_file)?;
         let storage = Storage::<Replicated>::open(&config.data_dir.join("raft"))?;
@@ -50,18 +59,44 @@ impl Node {
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate()?);
-        let raft = Raft::new(config.id, raft_config, NoNetwork, storage.log, storage.sm).await?;
-        if !raft.is_initialized().await? {
-            let me = NodeInfo { peer_addr: String::new(), api_addr: api_url };
-            raft.initialize(BTreeMap::from([(config.id, me)])).await?;
-        }
-        raft.wait(Some(Duration::from_secs(30)))
-            .state(openraft::ServerState::Leader, "become leader")
-            .await
-            .map_err(|e| anyhow::anyhow!("node {} did not become leader: {e}", config.id))?;
+        let this = Arc::new(OnceLock::<Node>::new());
+        let (raft, peer) = match &config.peer {
+            None => {
+                let raft = Raft::new(config.id, raft_config, NoNetwork, storage.log, storage.sm).await?;
+                if !raft.is_initialized().await? {
+                    let me = NodeInfo { peer_addr: String::new(), api_addr: api_url };
+                    raft.initialize(BTreeMap::from([(config.id, me)])).await?;
+                }
+                raft.wait(Some(Duration::from_secs(30)))
+                    .state(openraft::ServerState::Leader, "become leader")
+                    .await
+                    .map_err(|e| anyhow::anyhow!("node {} did not become leader: {e}", config.id))?;
+                (raft, None)
+            }
+            Some(p) => {
+                let tls = bm_raft::tls::PeerTls::load(&p.tls)?;
+                let ep = PeerEndpoint::bind(p.listen, &tls, Default::default())
+                    .map_err(|e| anyhow::anyhow!("cannot open the peer endpoint on {}: {e:#}", p.listen))?;
+                let raft = Raft::new(config.id, raft_config, ep.network(), storage.log, storage.sm).await?;
+                ep.serve(raft.clone(), crate::cluster::handler::app_handler(this.clone()));
+                if !raft.is_initialized().await? && !p.initial_members.is_empty() {
+                    let members: BTreeMap<u64, NodeInfo> = p
+                        .initial_members
+                        .iter()
+                        .map(|m| (m.id, NodeInfo { peer_addr: m.peer.clone(), api_addr: m.api.clone() }))
+                        .collect();
+                    if let Err(e) = raft.initialize(members).await {
+                        tracing::info!(error = %e, "cluster already initialised by another member");
+                    }
+                }
+                tracing::info!(node = config.id, peer = %ep.local_addr(), "peer endpoint serving");
+                (raft, Some(ep))
+            }
+        };
         let blobs = Blobs::new(config.data_dir.join("blobs"));
-        let proposer = Proposer::start(raft.clone());
-        Ok(Self {
+        let pause = WritePause::default();
+        let proposer = Proposer::start(raft.clone(), config.id, peer.clone(), pause.clone());
+        let node = Self {
             inner: Arc::new(Inner {
                 id: config.id,
                 raft,
@@ -71,8 +106,41 @@ impl Node {
                 proposer,
                 heartbeats: Default::default(),
                 config,
+                peer,
+                pause,
+                quiet_gen: Default::default(),
             }),
+        };
+        let _ = this.set(node.clone());
+        Ok(node)
+    }
+
+    /// The peer link, when this node has one.
+    pub fn peer(&self) -> Option<&PeerEndpoint> {
+        self.inner.peer.as_ref()
+    }
+
+    /// The peer link, or an error saying this is a cluster of one.
+    pub fn peer_or_err(&self) -> Result<&PeerEndpoint, ApiError> {
+        self.peer().ok_or_else(|| {
+            ApiError::new(ErrorCode::BadRequest, "this node runs without a peer link (a cluster of one)")
         })
+    }
+
+    /// Holds new writes on this node until the guard is dropped (during a
+    /// leadership transfer).
+    pub fn pause_writes(&self) -> crate::proposer::PauseGuard {
+        self.inner.pause.pause()
+    }
+
+    /// Whether writes are held here.
+    pub fn writes_paused(&self) -> bool {
+        self.inner.pause.is_paused()
+    }
+
+    /// Counter distinguishing election-quiet periods (see `cluster::membership`).
+    pub fn quiet_gen(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.inner.quiet_gen
     }
 
     /// This node's id.
@@ -107,11 +175,34 @@ impl Node {
 
     /// Waits until this node has applied everything committed before the
     /// call, then reads: a linearizable read.
+    /// On a follower, the leader confirms it leads and names the index to
+    /// wait for (read-index); the read is then served here.
     pub async fn read_linearizable<R>(&self, f: impl FnOnce(&State) -> R) -> Result<R, ApiError> {
-        self.inner.raft.ensure_linearizable().await.map_err(|e| match e {
-            RaftError::APIError(e) => ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}")),
-            RaftError::Fatal(e) => ApiError::new(ErrorCode::Internal, format!("raft stopped: {e}")),
-        })?;
+        let raft = &self.inner.raft;
+        let remote = match (&self.inner.peer, forward::leader(raft, self.id())) {
+            (Some(ep), Leader::Other { .. } | Leader::Unknown) => {
+                forward::to_leader(raft, ep, self.id(), &PeerCall::ReadIndex, forward::CALL_TIMEOUT).await?
+            }
+            _ => None,
+        };
+        match remote {
+            Some(bytes) => {
+                let idx: Option<u64> = bm_raft::codec::decode("read index", &bytes)
+                    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+                raft.wait(Some(forward::CALL_TIMEOUT))
+                    .applied_index_at_least(idx, "read index applied")
+                    .await
+                    .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("this node is not catching up: {e}")))?;
+            }
+            None => {
+                raft.ensure_linearizable().await.map_err(|e| match e {
+                    RaftError::APIError(e) => {
+                        ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}"))
+                    }
+                    RaftError::Fatal(e) => ApiError::new(ErrorCode::Internal, format!("raft stopped: {e}")),
+                })?;
+            }
+        }
         Ok(self.read(f))
     }
 
@@ -141,8 +232,11 @@ impl Node {
         self.inner.proposer.latencies()
     }
 
-    /// Stops Raft.
+    /// Stops Raft and closes the peer link.
     pub async fn shutdown(&self) {
         let _ = self.inner.raft.shutdown().await;
+        if let Some(ep) = &self.inner.peer {
+            ep.close();
+        }
     }
 }

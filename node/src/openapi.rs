@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use crate::http::{agent, events, factories, jobs, targets, users, workers};
+use crate::http::{agent, cluster, events, factories, jobs, targets, users, workers};
 
 /// The OpenAPI description of `/v1`.
 #[derive(OpenApi)]
@@ -50,6 +50,10 @@ use crate::http::{agent, events, factories, jobs, targets, users, workers};
         agent::finish,
         agent::output,
         agent::input,
+        cluster::status,
+        cluster::add,
+        cluster::remove,
+        cluster::transfer,
     ),
     components(schemas(bm_api::ErrorCode))
 )]

@@ -52,8 +52,9 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Running> {
     let http = tokio::spawn(server.run());
     let sched = tokio::spawn(crate::scheduler::run(node.clone()));
     let fatal = tokio::spawn(watch_fatal(node.clone()));
+    let beats = tokio::spawn(crate::cluster::heartbeat_push::run(node.clone(), node.peer().cloned()));
     tracing::info!(node = node.id(), %http_addr, "node serving");
-    Ok(Running { node, http_addr, stop: Some(tx), tasks: vec![http, sched, fatal] })
+    Ok(Running { node, http_addr, stop: Some(tx), tasks: vec![http, sched, fatal, beats] })
 }
 
 /// A storage or apply failure stops Raft; the node must not limp on

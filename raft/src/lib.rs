@@ -1,5 +1,6 @@
-//! Raft for bm: the openraft type configuration, and durable log and
-//! state-machine storage on fjall.
+//! Raft for bm: the openraft type configuration, durable log and
+//! state-machine storage on fjall, and the peer link (QUIC, mutual TLS) that
+//! carries Raft RPCs and forwarded application requests between nodes.
 //!
 //! This crate knows how to replicate and store opaque commands, not what a
 //! job is: the application plugs in through [`Machine`], a deterministic
@@ -15,14 +16,17 @@ mod error;
 mod log_store;
 mod machine;
 mod network_none;
+pub mod peer;
 mod sm_store;
 mod storage;
+pub mod tls;
 mod types;
 
 pub use error::FatalStorage;
 pub use log_store::LogStore;
 pub use machine::{Machine, MachineError};
 pub use network_none::NoNetwork;
+pub use peer::{AppHandler, FrameLimits, PeerEndpoint, PeerError, QuicNetwork};
 pub use sm_store::{AppliedWatch, SmStore};
 pub use storage::Storage;
 pub use types::{NodeId, NodeInfo, Payload, Raft, TypeConfig};

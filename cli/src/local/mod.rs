@@ -18,8 +18,8 @@ use crate::LocalRunArgs;
 
 /// Runs the jobs `args` names; the exit code follows `crate::exit`.
 pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
-    if args.nodes != 1 {
-        anyhow::bail!("--nodes {}: this version runs single-node clusters only", args.nodes);
+    if args.nodes == 0 {
+        anyhow::bail!("--nodes must be at least 1");
     }
     let root = args.repo.canonicalize().with_context(|| format!("cannot open repository {}", args.repo.display()))?;
     let set = match bm_github::load_repo(&root) {
@@ -49,7 +49,7 @@ pub async fn run(args: LocalRunArgs) -> anyhow::Result<ExitCode> {
     let src = source::Source::prepare(&root).await?;
 
     let tmp = tempfile::tempdir()?;
-    let cluster = Embedded::start(tmp.path(), "127.0.0.1:0".parse()?, 2).await?;
+    let cluster = Embedded::start(tmp.path(), args.nodes, "127.0.0.1:0".parse()?, 2).await?;
     let result = async {
         let submitted = submit::submit_all(&cluster.admin, &jobs, &src, &map, &LOCAL_TARGETS).await?;
         let finished = follow::follow_all(&cluster.admin, &submitted).await?;

@@ -6,6 +6,7 @@
 //! by warp) so that a bad field gets a message that names it.
 
 pub mod agent;
+pub mod cluster;
 pub mod events;
 pub mod factories;
 pub mod jobs;
@@ -206,6 +207,29 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
     let control_set =
         v1.and(path!("control" / String)).and(post()).and(c.clone()).then(|v, c| workers::set(c, v)).map(reply::reply);
 
+    let cl_status = v1.and(path!("cluster")).and(get()).and(c.clone()).then(cluster::status).map(reply::reply);
+    let cl_add = v1
+        .and(path!("cluster" / "members"))
+        .and(post())
+        .and(c.clone())
+        .and(json_body())
+        .then(cluster::add)
+        .map(reply::reply);
+    let cl_remove = v1
+        .and(path!("cluster" / "members" / u64))
+        .and(delete())
+        .and(c.clone())
+        .then(|id, c| cluster::remove(c, id))
+        .map(reply::reply);
+    let cl_leader = v1
+        .and(path!("cluster" / "leader"))
+        .and(post())
+        .and(c.clone())
+        .and(json_body())
+        .then(cluster::transfer)
+        .map(reply::reply);
+    let clus = cl_status.or(cl_add).unify().or(cl_remove).unify().or(cl_leader).unify();
+
     let ag_boot = v1
         .and(path!("agent" / "bootstrap"))
         .and(post())
@@ -333,6 +357,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .or(admin.boxed())
         .unify()
         .or(agent.boxed())
+        .unify()
+        .or(clus.boxed())
         .unify()
         .recover(reply::recover)
         .unify()

@@ -1,0 +1,159 @@
+//! The highly available cluster with real `bm node` processes over real
+//! QUIC on loopback: leader loss, partitions, a restarted node catching up
+//! by snapshot, and membership changes under load. Every acknowledged
+//! write must be on every node afterwards.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bm_api::jobs::JobListQuery;
+use common::{default_target, test_tuning, write_load, Cluster};
+
+/// Every job id each running node holds (a local read on each node).
+async fn jobs_on(c: &Cluster, id: u64) -> BTreeSet<String> {
+    let q = JobListQuery { limit: Some(10_000_000), ..Default::default() };
+    c.client_of(id).jobs(&q).await.unwrap().into_iter().map(|j| j.id).collect()
+}
+
+async fn leader_last_log(c: &Cluster) -> u64 {
+    let l = c.wait_leader(Duration::from_secs(30)).await;
+    c.node_status(l).await.and_then(|s| s.last_log).unwrap_or(0)
+}
+
+/// Checks every acknowledged job is on every running node.
+async fn check_all_present(c: &Cluster, acked: &[String]) {
+    let last = leader_last_log(c).await;
+    c.wait_applied(last, Duration::from_secs(60)).await;
+    for id in c.procs.keys() {
+        let have = jobs_on(c, *id).await;
+        let missing: Vec<&String> = acked.iter().filter(|j| !have.contains(*j)).collect();
+        assert!(missing.is_empty(), "node {id} lacks {} acknowledged jobs, e.g. {:?}", missing.len(), &missing[..1]);
+    }
+}
+
+async fn setup(c: &Cluster) {
+    let admin = c.client();
+    default_target(&admin).await;
+    // No factory here: keep the scheduler from asking for workers.
+    admin.control_hold(true).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_kill_loses_nothing_and_a_restarted_node_catches_up_by_snapshot() {
+    let mut c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(write_load(c.client(), 8, rx));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let old = c.wait_leader(Duration::from_secs(10)).await;
+    c.kill(old);
+    let new = c.wait_leader(Duration::from_secs(30)).await;
+    assert_ne!(old, new);
+    // Enough writes while it is down that it must be sent a snapshot.
+    let before = leader_last_log(&c).await;
+    while leader_last_log(&c).await < before + 3 * test_tuning().snapshot_every {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    c.spawn(old);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.send(true).unwrap();
+    let acked = load.await.unwrap();
+    assert!(acked.len() > 100, "only {} writes acknowledged", acked.len());
+    check_all_present(&c, &acked).await;
+    let s = c.node_status(old).await.unwrap();
+    assert!(s.snapshot.unwrap_or(0) > before, "node {old} did not install a snapshot: {s:?}");
+    assert!(s.purged.is_some(), "node {old} log was not purged behind its snapshot: {s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_minority_cannot_commit_and_the_majority_goes_on() {
+    let c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    let old = c.wait_leader(Duration::from_secs(10)).await;
+    let others: Vec<u64> = c.procs.keys().copied().filter(|id| *id != old).collect();
+    c.net.partition(&[vec![old], others.clone()]);
+    // The old leader cannot commit.
+    let lone = c.client_of(old);
+    let r = lone.job_submit(&bm_api::jobs::JobSubmit::script("minority", "default", "true")).await;
+    assert!(r.is_err(), "the isolated leader acknowledged a write");
+    // The majority elects a leader and commits.
+    let majority = bm_api::Client::new(others.iter().map(|id| c.url(*id)).collect(), Some(c.token.clone()));
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        let j = majority.job_submit(&bm_api::jobs::JobSubmit::script(&format!("m{i}"), "default", "true")).await;
+        acked.push(j.expect("the majority commits").id);
+    }
+    c.net.heal();
+    check_all_present(&c, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn membership_three_to_five_to_three_under_load() {
+    let mut c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    c.new_node(4).await;
+    c.new_node(5).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(write_load(c.client(), 4, rx));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let admin = c.client();
+    for id in [4, 5] {
+        let add = bm_api::cluster::MemberAdd { id, peer_addr: c.peer(id), api_url: c.url(id), learner: false };
+        let s = admin.cluster_add(&add).await.unwrap();
+        assert!(s.members.iter().any(|m| m.id == id && m.voter), "node {id} is not a voter: {s:?}");
+    }
+    let s = admin.cluster_status().await.unwrap();
+    assert_eq!(s.members.iter().filter(|m| m.voter).count(), 5);
+    // Remove two of the first three, the leader among them if it is one.
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let mut gone: Vec<u64> = vec![1, 2];
+    if leader == 3 {
+        gone = vec![3, 1];
+    }
+    for id in &gone {
+        let s = admin.cluster_remove(*id).await.unwrap();
+        assert!(!s.members.iter().any(|m| m.id == *id), "node {id} still a member: {s:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.send(true).unwrap();
+    let acked = load.await.unwrap();
+    for id in &gone {
+        c.kill(*id);
+    }
+    let s = c.client().cluster_status().await.unwrap();
+    assert_eq!(s.members.iter().filter(|m| m.voter).count(), 3, "{s:?}");
+    assert!(acked.len() > 20, "only {} writes acknowledged", acked.len());
+    check_all_present(&c, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_transfer_moves_the_leader() {
+    let c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    let old = c.wait_leader(Duration::from_secs(10)).await;
+    let to = c.procs.keys().copied().find(|id| *id != old).unwrap();
+    let s = c.client().cluster_transfer_leader(to).await.unwrap();
+    assert_eq!(s.leader, Some(to), "{s:?}");
+    assert_eq!(c.wait_leader(Duration::from_secs(10)).await, to);
+    // Writes go on through any node.
+    c.client_of(old).job_submit(&bm_api::jobs::JobSubmit::script("after", "default", "true")).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_take_writes_and_linearizable_reads() {
+    let c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    for id in c.procs.keys().copied().filter(|id| *id != leader) {
+        let node = c.client_of(id);
+        let j = node.job_submit(&bm_api::jobs::JobSubmit::script("via-follower", "default", "true")).await.unwrap();
+        // `job show` is a linearizable read: a follower waits for the
+        // leader's read index, so the write it just forwarded is visible
+        // from every node at once.
+        for other in c.procs.keys() {
+            assert_eq!(c.client_of(*other).job(&j.id).await.unwrap().id, j.id);
+        }
+    }
+}

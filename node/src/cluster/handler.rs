@@ -1,0 +1,79 @@
+//! Answers the application calls other nodes send over the peer link.
+
+use std::sync::{Arc, OnceLock};
+
+use bm_api::{ApiError, ErrorCode};
+use bm_raft::{codec, AppHandler};
+use openraft::error::{ClientWriteError, RaftError};
+
+use super::proto::{Answer, PeerCall, TransferStep};
+use crate::node::Node;
+
+/// The handler the peer endpoint calls; it answers once the node is open
+/// (calls arriving before that are told to retry).
+pub fn app_handler(node: Arc<OnceLock<Node>>) -> AppHandler {
+    Arc::new(move |bytes: Vec<u8>| {
+        let node = node.clone();
+        Box::pin(async move {
+            let answer = match node.get() {
+                None => Answer::Err(ApiError::new(ErrorCode::Unavailable, "the node is starting")),
+                Some(node) => match codec::decode::<PeerCall>("peer call", &bytes) {
+                    Ok(call) => handle(node, call).await,
+                    Err(e) => return Err(e.to_string()),
+                },
+            };
+            codec::encode("peer answer", &answer).map_err(|e| e.to_string())
+        })
+    })
+}
+
+fn ok<T: serde::Serialize>(what: &'static str, v: &T) -> Answer {
+    match codec::encode(what, v) {
+        Ok(b) => Answer::Ok(b),
+        Err(e) => Answer::Err(ApiError::new(ErrorCode::Internal, e.to_string())),
+    }
+}
+
+async fn handle(node: &Node, call: PeerCall) -> Answer {
+    match call {
+        PeerCall::Propose(_) if node.writes_paused() => Answer::NotLeader,
+        PeerCall::Propose(batch) => match crate::proposer::write_bounded(node.raft(), batch).await {
+            Err(e) => Answer::Err(e),
+            Ok(Ok(resp)) => Answer::Ok(resp.data.0),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => Answer::NotLeader,
+            Ok(Err(e)) => Answer::Err(crate::proposer::write_error(e)),
+        },
+        PeerCall::ReadIndex => match node.raft().ensure_linearizable().await {
+            Ok(idx) => ok("read index", &idx.map(|l| l.index)),
+            Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_))) => Answer::NotLeader,
+            Err(e) => Answer::Err(ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}"))),
+        },
+        PeerCall::Status => ok("node status", &super::status::local(node).await),
+        PeerCall::Heartbeats(workers) => {
+            for w in workers {
+                node.heartbeats().beat(&w);
+            }
+            Answer::Ok(Vec::new())
+        }
+        PeerCall::Member(op) => {
+            if !node.is_leader() {
+                return Answer::NotLeader;
+            }
+            match super::membership::apply(node, op).await {
+                Ok(status) => ok("cluster status", &status),
+                Err(e) => Answer::Err(e),
+            }
+        }
+        PeerCall::Transfer(step) => {
+            match step {
+                TransferStep::Quiet(ms) => super::membership::quiet(node, ms),
+                TransferStep::Elect => {
+                    if let Err(e) = node.raft().trigger().elect().await {
+                        return Answer::Err(ApiError::new(ErrorCode::Internal, e.to_string()));
+                    }
+                }
+            }
+            Answer::Ok(Vec::new())
+        }
+    }
+}

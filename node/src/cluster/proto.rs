@@ -1,0 +1,59 @@
+//! The application messages nodes exchange over the peer link, on top of
+//! Raft's own RPCs. Encoded with the bincode codec, like everything else
+//! on the wire.
+
+use bm_api::cluster::MemberAdd;
+use bm_api::ApiError;
+use serde::{Deserialize, Serialize};
+
+/// A request from one node to another.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PeerCall {
+    /// A batch of state-machine commands (already encoded) for the leader
+    /// to commit; the answer is the encoded outcomes.
+    Propose(Vec<u8>),
+    /// The leader confirms it still leads and answers the log index a
+    /// linearizable read must wait for (encoded `Option<u64>`).
+    ReadIndex,
+    /// The receiver reports its own Raft status (encoded `NodeStatus`).
+    Status,
+    /// Workers whose agents called the sending node since its last report;
+    /// the leader counts them as heard from.
+    Heartbeats(Vec<String>),
+    /// A membership change for the leader to carry out.
+    Member(MemberOp),
+    /// Part of a leadership transfer: the receiver stops (or resumes)
+    /// starting elections, or, if it is the new leader-to-be, starts one.
+    Transfer(TransferStep),
+}
+
+/// A membership change.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MemberOp {
+    /// Add a node (learner, then voter unless asked otherwise).
+    Add(MemberAdd),
+    /// Remove a node altogether.
+    Remove(u64),
+    /// Hand leadership to this voter.
+    TransferLeader(u64),
+}
+
+/// What a node does during a leadership transfer.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub enum TransferStep {
+    /// Do not start elections for this many milliseconds.
+    Quiet(u64),
+    /// Start an election now.
+    Elect,
+}
+
+/// The answer to a [`PeerCall`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Answer {
+    /// Done; the bytes depend on the call.
+    Ok(Vec<u8>),
+    /// The receiver is not the leader and did nothing; ask the leader.
+    NotLeader,
+    /// Refused or failed, with the error to hand to the API caller.
+    Err(ApiError),
+}

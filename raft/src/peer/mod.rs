@@ -1,0 +1,138 @@
+//! The peer link: Raft RPCs and application requests between nodes, over
+//! QUIC with mutual TLS (see [`crate::tls`]).
+//!
+//! Each node has one [`PeerEndpoint`] (one UDP socket) that both serves its
+//! peers and calls them, so a peer's source address is its listen address.
+//! A call opens one bi-directional stream on a cached connection, writes one
+//! request frame, and reads one response frame.
+
+mod client;
+mod frame;
+mod network;
+mod proto;
+mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+pub use network::{QuicNetwork, QuicPeer};
+
+use crate::codec;
+use crate::tls::PeerTls;
+use crate::types::Raft;
+use client::{CallError, Client};
+use proto::{Request, Response};
+
+/// Handler for application requests arriving on the peer link (the node uses it to forward writes, reads, status...).
+///
+/// The bytes are opaque to this crate; an `Err` travels back to the caller as
+/// [`PeerError::Remote`].
+pub type AppHandler =
+    Arc<dyn Fn(Vec<u8>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> + Send + Sync>;
+
+/// Why a peer call failed.
+///
+/// Callers decide from it whether to retry elsewhere (`Unreachable`,
+/// `Timeout`), report the remote's answer (`Remote`), or treat the peer as
+/// broken (`Protocol`).
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// No connection could be made or it broke: the message names the address and the cause.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// The peer was connected but did not answer in time.
+    #[error("peer call timed out")]
+    Timeout,
+    /// The peer's application handler answered with this error.
+    #[error("peer answered with an error: {0}")]
+    Remote(String),
+    /// The peer refused the request or answered something unreadable: the message names the address.
+    #[error("peer protocol error: {0}")]
+    Protocol(String),
+}
+
+impl From<CallError> for PeerError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Timeout { connected: true, .. } => PeerError::Timeout,
+            CallError::Timeout { connected: false, ref addr, after } => {
+                PeerError::Unreachable(format!("{addr}: no connection within {after:?}"))
+            }
+            CallError::Connect { .. } | CallError::Lost { .. } => PeerError::Unreachable(e.to_string()),
+            CallError::TooLarge { .. } | CallError::Protocol { .. } => PeerError::Protocol(e.to_string()),
+        }
+    }
+}
+
+/// Size limits of the peer link's frames, so a peer cannot make a node
+/// allocate or decode without bound.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameLimits {
+    /// Largest request or response frame, in bytes (at most 4 GiB - 1 on the wire).
+    pub max_frame: usize,
+}
+
+impl Default for FrameLimits {
+    /// 64 MiB: room for openraft's default 3 MiB snapshot chunks and large append batches.
+    fn default() -> Self {
+        Self { max_frame: codec::DEFAULT_LIMIT }
+    }
+}
+
+/// One QUIC endpoint per node, used both to serve peers and to call them (one UDP socket, so a peer's source address is its listen address).
+///
+/// Clones share the endpoint and the connection cache.
+#[derive(Clone)]
+pub struct PeerEndpoint {
+    endpoint: quinn::Endpoint,
+    client: Arc<Client>,
+    limits: FrameLimits,
+    local: SocketAddr,
+}
+
+impl PeerEndpoint {
+    /// Binds the UDP socket at `addr` (port 0 picks one). Must be called
+    /// within a Tokio runtime.
+    pub fn bind(addr: SocketAddr, tls: &PeerTls, limits: FrameLimits) -> anyhow::Result<Self> {
+        let mut endpoint = quinn::Endpoint::server(tls.server_config()?, addr)
+            .with_context(|| format!("cannot bind the peer endpoint on {addr}"))?;
+        endpoint.set_default_client_config(tls.client_config()?);
+        let local = endpoint.local_addr().context("peer endpoint has no local address")?;
+        let client = Arc::new(Client::new(endpoint.clone(), limits));
+        Ok(Self { endpoint, client, limits, local })
+    }
+
+    /// The bound address (with the port chosen when binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Raft's network factory: RPCs to the peer_addr in each target's NodeInfo.
+    pub fn network(&self) -> QuicNetwork {
+        QuicNetwork { client: self.client.clone() }
+    }
+
+    /// Starts serving incoming connections: Raft RPCs go to `raft`, application requests to `app`.
+    /// Returns the accept-loop task, which ends when the endpoint is closed.
+    pub fn serve(&self, raft: Raft, app: AppHandler) -> tokio::task::JoinHandle<()> {
+        let service = server::Service { raft, app, limits: self.limits };
+        tokio::spawn(server::accept_loop(self.endpoint.clone(), service))
+    }
+
+    /// Sends an application request to the node at `peer_addr` ("host:port") and waits for its answer.
+    pub async fn call_app(&self, peer_addr: &str, req: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, PeerError> {
+        match self.client.call(peer_addr, &Request::App(req), timeout).await? {
+            Response::App(r) => r.map_err(PeerError::Remote),
+            _ => Err(PeerError::Protocol(format!("{peer_addr}: answer does not match the request"))),
+        }
+    }
+
+    /// Closes the endpoint (connections are dropped).
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"closing");
+        self.client.forget_all();
+    }
+}
