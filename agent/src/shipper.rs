@@ -31,6 +31,7 @@ pub async fn ship(
     mut rx: mpsc::Receiver<AgentEvent>,
 ) -> Result<(), ShipError> {
     let mut batch = Vec::new();
+    let mut sent = 0u64;
     loop {
         let open = match tokio::time::timeout(LINGER, rx.recv_many(&mut batch, BATCH)).await {
             Ok(0) => false,
@@ -38,8 +39,9 @@ pub async fn ship(
             Err(_) => true,
         };
         if !batch.is_empty() {
-            let upload = EventsUpload { epoch, events: std::mem::take(&mut batch) };
+            let upload = EventsUpload { epoch, first: Some(sent), events: std::mem::take(&mut batch) };
             send(&client, &job, &upload).await?;
+            sent += upload.events.len() as u64;
         }
         if !open {
             return Ok(());

@@ -91,6 +91,11 @@ pub struct AgentEvent {
 pub struct EventsUpload {
     /// The assignment's epoch.
     pub epoch: u64,
+    /// How many events this agent sent for this job before these: lets the
+    /// cluster drop the ones it already has when an upload whose outcome
+    /// was unknown is sent again, so retries never duplicate a line.
+    #[serde(default)]
+    pub first: Option<u64>,
     /// Events in order.
     pub events: Vec<AgentEvent>,
 }

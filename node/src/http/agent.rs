@@ -138,7 +138,8 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
         .into_iter()
         .map(|e| EventIn { stream: e.stream, task: e.task, time: e.time, payload: e.payload })
         .collect();
-    match fenced(&ctx, up.epoch, |fence| Command::JobEvents { job, fence, events }).await? {
+    let first = up.first;
+    match fenced(&ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events }).await? {
         Reply::Appended(next) => Ok(serde_json::json!({ "next_seq": next })),
         other => Err(unexpected(other)),
     }

@@ -49,6 +49,10 @@ pub struct JobRecord {
     pub outputs: Vec<JobOutput>,
     /// Its key/value store.
     pub store: BTreeMap<String, StoreRecord>,
+    /// Agent events accepted for the current assignment (uploads that
+    /// number their events are deduplicated against it).
+    #[serde(default)]
+    pub agent_events: u64,
 }
 
 impl JobRecord {
@@ -188,6 +192,7 @@ impl State {
             events: Vec::new(),
             outputs: Vec::new(),
             store,
+            agent_events: 0,
         };
         if rec.job.depends.is_empty() {
             rec.set_state(JobState::Queued, time, "job submitted; queued for a worker");
@@ -349,10 +354,21 @@ impl State {
         Ok(Reply::Job(Box::new(rec.job.clone())))
     }
 
-    pub(super) fn job_events(&mut self, job: &str, fence: &Fence, events: Vec<EventIn>) -> Outcome {
+    pub(super) fn job_events(&mut self, job: &str, fence: &Fence, first: Option<u64>, events: Vec<EventIn>) -> Outcome {
         self.fenced(job, fence)?;
         let rec = self.jobs.get_mut(job).expect("fenced");
-        for e in events {
+        let skip = match first {
+            None => 0,
+            Some(f) if f > rec.agent_events => {
+                return reject(
+                    ErrorCode::Conflict,
+                    format!("events of job {job} start at {f} but {} came before: a gap", rec.agent_events),
+                )
+            }
+            Some(f) => (rec.agent_events - f) as usize,
+        };
+        rec.agent_events += events.len().saturating_sub(skip) as u64;
+        for e in events.into_iter().skip(skip) {
             let seq = rec.events.len() as u64;
             rec.events.push(JobEvent { seq, stream: e.stream, task: e.task, time: e.time, payload: e.payload });
         }
@@ -365,7 +381,11 @@ impl State {
             return reject(ErrorCode::BadRequest, format!("invalid output path {:?}", output.path));
         }
         let rec = self.jobs.get_mut(job).expect("fenced");
-        if rec.outputs.iter().any(|o| o.path == output.path) {
+        if let Some(o) = rec.outputs.iter().find(|o| o.path == output.path) {
+            if o.sha256 == output.sha256 && o.size == output.size {
+                // The same upload again (its first outcome was unknown).
+                return Ok(Reply::Done);
+            }
             return reject(ErrorCode::Conflict, format!("output {:?} was already uploaded", output.path));
         }
         rec.outputs.push(output);

@@ -193,7 +193,7 @@ fn events_cmd(job: &str, fence: Fence, lines: &[&str]) -> Command {
         .iter()
         .map(|l| EventIn { stream: "stdout".into(), task: Some(0), time: t(7), payload: l.to_string() })
         .collect();
-    Command::JobEvents { job: job.into(), fence, events }
+    Command::JobEvents { job: job.into(), fence, first: None, events }
 }
 
 fn output_cmd(job: &str, fence: Fence, path: &str) -> Command {
@@ -995,7 +995,10 @@ fn an_output_path_is_absolute_without_dot_dot_and_uploaded_once() {
     assert_refused(&mut s, output_cmd("J1", f.clone(), "relative"), ErrorCode::BadRequest);
     assert_refused(&mut s, output_cmd("J1", f.clone(), "/a/../b"), ErrorCode::BadRequest);
     ok(&mut s, output_cmd("J1", f.clone(), "/out/a"));
-    assert_refused(&mut s, output_cmd("J1", f, "/out/a"), ErrorCode::Conflict);
+    // Other content under the same path is refused.
+    let Command::JobOutput { job, fence, mut output } = output_cmd("J1", f, "/out/a") else { unreachable!() };
+    output.sha256 = "11".repeat(32);
+    assert_refused(&mut s, Command::JobOutput { job, fence, output }, ErrorCode::Conflict);
     assert_eq!(s.jobs["J1"].outputs.len(), 1);
 }
 
@@ -1129,6 +1132,39 @@ fn job_events_are_numbered_by_their_index_without_gaps() {
     }
     let streams: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
     assert_eq!(streams, ["control", "control", "control", "stdout", "stdout", "stdout", "control"]);
+}
+
+fn numbered(job: &str, fence: Fence, first: u64, lines: &[&str]) -> Command {
+    let Command::JobEvents { job, fence, events, .. } = events_cmd(job, fence, lines) else { unreachable!() };
+    Command::JobEvents { job, fence, first: Some(first), events }
+}
+
+#[test]
+fn a_numbered_event_upload_sent_again_adds_nothing_twice() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
+    let f = running(&mut s, "J1", "W1");
+    ok(&mut s, numbered("J1", f.clone(), 0, &["a", "b"]));
+    // The same upload again (its answer was lost), then one overlapping it.
+    ok(&mut s, numbered("J1", f.clone(), 0, &["a", "b"]));
+    ok(&mut s, numbered("J1", f.clone(), 1, &["b", "c"]));
+    // A gap is refused and changes nothing.
+    let before = s.jobs["J1"].events.len();
+    assert_refused(&mut s, numbered("J1", f.clone(), 9, &["z"]), ErrorCode::Conflict);
+    assert_eq!(s.jobs["J1"].events.len(), before);
+    let lines: Vec<&str> =
+        s.jobs["J1"].events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.as_str()).collect();
+    assert_eq!(lines, ["a", "b", "c"]);
+}
+
+#[test]
+fn the_same_output_uploaded_again_is_accepted_once() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
+    let f = running(&mut s, "J1", "W1");
+    ok(&mut s, output_cmd("J1", f.clone(), "/work/a"));
+    ok(&mut s, output_cmd("J1", f.clone(), "/work/a"));
+    assert_eq!(s.jobs["J1"].outputs.len(), 1);
 }
 
 // ---------------------------------------------------------------------------
@@ -1925,7 +1961,7 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
             let events = (0..n)
                 .map(|i| EventIn { stream: "stdout".into(), task: Some(0), time, payload: format!("line {step}.{i}") })
                 .collect();
-            Command::JobEvents { fence: fence_for(m, &job, fence), job, events }
+            Command::JobEvents { fence: fence_for(m, &job, fence), job, first: None, events }
         }
         Op::Output { job, fence } => {
             let job = agent_job(job);

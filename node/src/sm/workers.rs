@@ -207,6 +207,7 @@ impl State {
         }
         let j = self.jobs.get_mut(job).expect("checked above");
         j.job.epoch += 1;
+        j.agent_events = 0;
         j.job.worker = Some(worker.to_string());
         let epoch = j.job.epoch;
         j.set_state(JobState::Assigned, time, format!("assigned to worker {worker} (epoch {epoch})"));

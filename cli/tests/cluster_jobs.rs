@@ -1,0 +1,78 @@
+//! Jobs keep running when the leader dies: three `bm node` processes over
+//! QUIC, the local factory as its own process attached to all of them,
+//! real sandboxes and agents. `kill -9` the leader while jobs run; every
+//! acknowledged job still completes, exactly once, with its whole log.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bm_api::factories::FactoryCreate;
+use bm_api::jobs::{JobState, JobSubmit};
+use common::{default_target, test_tuning, Cluster, Proc};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
+    let mut c = Cluster::start(3, test_tuning()).await;
+    let admin = c.client();
+    default_target(&admin).await;
+    let f = admin.factory_create(&FactoryCreate { name: "local".into() }).await.unwrap();
+    let urls: Vec<String> = c.procs.keys().map(|id| c.url(*id)).collect();
+    let log = std::fs::File::create(c.path().join("factory.log")).unwrap();
+    let _factory = Proc(
+        Command::new(env!("CARGO_BIN_EXE_bm"))
+            .args(["local", "factory", "--max-workers", "4", "--url", &urls.join(","), "--token", &f.token])
+            .env("RUST_LOG", "info")
+            .env_remove("BM_PROFILE")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let script = "echo start-$BUILDOMAT_JOB_ID\nsleep 4\necho end-$BUILDOMAT_JOB_ID\n";
+    let mut jobs = Vec::new();
+    for i in 0..4 {
+        jobs.push(admin.job_submit(&JobSubmit::script(&format!("j{i}"), "default", script)).await.unwrap().id);
+    }
+    // Wait until some job runs, then kill the leader under it.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut running = 0;
+        for j in &jobs {
+            if admin.job(j).await.unwrap().state == JobState::Running {
+                running += 1;
+            }
+        }
+        if running > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no job started; see {}", c.keep().display());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    c.kill(leader);
+    let admin = c.client();
+    // Every job ends, and ends well.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    for j in &jobs {
+        loop {
+            let job = admin.job(j).await;
+            if let Ok(job) = &job {
+                if job.state.is_terminal() {
+                    assert_eq!(job.state, JobState::Completed, "job {j}: {job:?}");
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "job {j} did not end: {job:?}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    // Exactly once: one start and one end line each, one assignment.
+    for j in &jobs {
+        let page = admin.job_events(j, 0, None).await.unwrap();
+        let count = |p: &str| page.events.iter().filter(|e| e.payload == format!("{p}-{j}")).count();
+        assert_eq!((count("start"), count("end")), (1, 1), "job {j} events: {:#?}", page.events);
+        assert_eq!(admin.job(j).await.unwrap().epoch, 1, "job {j} was assigned more than once");
+    }
+}
