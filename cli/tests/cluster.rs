@@ -157,3 +157,28 @@ async fn followers_take_writes_and_linearizable_reads() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_for_a_while_rejoins_without_disturbing_the_leader() {
+    let c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    // Let the first election settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let term = c.node_status(leader).await.unwrap().term;
+    let away = c.procs.keys().copied().find(|id| *id != leader).unwrap();
+    c.net.isolate(away);
+    // Many election timeouts long: without pre-vote it would stand again
+    // and again, raising its term.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let s = c.node_status(away).await.unwrap();
+    assert_eq!(s.term, term, "the cut-off node raised its term: {s:?}");
+    c.net.heal();
+    let j = c.client_of(leader).job_submit(&bm_api::jobs::JobSubmit::script("after", "default", "true")).await;
+    j.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = c.node_status(leader).await.unwrap();
+    assert_eq!((s.role.as_str(), s.term), ("leader", term), "the leader was disturbed: {s:?}");
+    let back = c.node_status(away).await.unwrap();
+    assert_eq!((back.leader, back.term), (Some(leader), term), "{back:?}");
+}

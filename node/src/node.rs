@@ -35,7 +35,8 @@ struct Inner {
     config: NodeConfig,
     peer: Option<PeerEndpoint>,
     pause: WritePause,
-    quiet_gen: std::sync::atomic::AtomicU64,
+    quiet_until: std::sync::Mutex<Option<std::time::Instant>>,
+    log: bm_raft::LogStore,
 }
 
 impl Node {
@@ -48,6 +49,7 @@ impl Node {
         let admin = auth::load_or_create_admin_token(&config.admin_token_file)?;
         let storage = Storage::<Replicated>::open(&config.data_dir.join("raft"))?;
         let sm = storage.sm.clone();
+        let log = storage.log.clone();
         let t = &config.raft;
         let raft_config = openraft::Config {
             cluster_name: "bm".into(),
@@ -108,7 +110,8 @@ impl Node {
                 config,
                 peer,
                 pause,
-                quiet_gen: Default::default(),
+                quiet_until: Default::default(),
+                log,
             }),
         };
         let _ = this.set(node.clone());
@@ -138,9 +141,20 @@ impl Node {
         self.inner.pause.is_paused()
     }
 
-    /// Counter distinguishing election-quiet periods (see `cluster::membership`).
-    pub fn quiet_gen(&self) -> &std::sync::atomic::AtomicU64 {
-        &self.inner.quiet_gen
+    /// Keeps this node from starting elections until `until` (a leadership
+    /// transfer to another node is under way).
+    pub fn set_quiet_until(&self, until: std::time::Instant) {
+        *self.inner.quiet_until.lock().expect("quiet lock") = Some(until);
+    }
+
+    /// Whether a quiet period is in force.
+    pub fn is_quiet(&self) -> bool {
+        self.inner.quiet_until.lock().expect("quiet lock").is_some_and(|u| std::time::Instant::now() < u)
+    }
+
+    /// The id of the last entry in this node's log.
+    pub fn last_log_id(&self) -> Option<openraft::LogId<u64>> {
+        self.inner.log.last_log_id()
     }
 
     /// This node's id.

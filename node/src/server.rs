@@ -52,9 +52,14 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Running> {
     let http = tokio::spawn(server.run());
     let sched = tokio::spawn(crate::scheduler::run(node.clone()));
     let fatal = tokio::spawn(watch_fatal(node.clone()));
+    let mut tasks = Vec::new();
+    if let Some(ep) = node.peer() {
+        tasks.push(tokio::spawn(crate::cluster::prevote::run(node.clone(), ep.clone())));
+    }
     let beats = tokio::spawn(crate::cluster::heartbeat_push::run(node.clone(), node.peer().cloned()));
+    tasks.extend([http, sched, fatal, beats]);
     tracing::info!(node = node.id(), %http_addr, "node serving");
-    Ok(Running { node, http_addr, stop: Some(tx), tasks: vec![http, sched, fatal, beats] })
+    Ok(Running { node, http_addr, stop: Some(tx), tasks })
 }
 
 /// A storage or apply failure stops Raft; the node must not limp on

@@ -91,6 +91,14 @@ impl LogStore {
         Ok(())
     }
 
+    /// The id of the last entry stored (appended, or purged behind a
+    /// snapshot): what a pre-vote compares to know whether a candidate's
+    /// log is at least as complete as this node's.
+    pub fn last_log_id(&self) -> Option<LogId<NodeId>> {
+        let last = self.last_entry_id().ok().flatten();
+        last.or_else(|| self.read_meta::<Option<LogId<NodeId>>>(LAST_PURGED).ok().flatten().flatten())
+    }
+
     fn last_entry_id(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
         if let Some((_, e)) = self.pending.lock().expect("pending lock").last_key_value() {
             return Ok(Some(*e.get_log_id()));

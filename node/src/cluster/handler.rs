@@ -48,6 +48,10 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
             Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_))) => Answer::NotLeader,
             Err(e) => Answer::Err(ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}"))),
         },
+        PeerCall::PreVote(req) => match node.peer() {
+            Some(ep) => ok("pre-vote answer", &super::prevote::grant(node, ep, &req)),
+            None => ok("pre-vote answer", &false),
+        },
         PeerCall::Status => ok("node status", &super::status::local(node).await),
         PeerCall::Heartbeats(workers) => {
             for w in workers {

@@ -8,7 +8,6 @@
 //! sure is complete, starts one and wins it.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bm_api::cluster::{ClusterStatus, MemberAdd};
@@ -175,6 +174,13 @@ pub async fn transfer(node: &Node, to: u64) -> Result<(), ApiError> {
         _ => false,
     };
     raft.runtime_config().heartbeat(true);
+    // End the quiet periods now rather than when they run out.
+    quiet(node, 0);
+    for v in voters.iter().filter(|v| **v != to && **v != me) {
+        if let Some(n) = membership.get_node(v) {
+            let _ = forward::call(ep, &n.peer_addr, &PeerCall::Transfer(TransferStep::Quiet(0)), lease).await;
+        }
+    }
     if moved {
         tracing::info!(to, "leadership transferred");
         Ok(())
@@ -183,16 +189,9 @@ pub async fn transfer(node: &Node, to: u64) -> Result<(), ApiError> {
     }
 }
 
-/// Stops this node from starting elections for `ms` milliseconds.
+/// Stops this node from starting elections for `ms` milliseconds (the
+/// pre-vote loop keeps them off while the quiet period lasts).
 pub fn quiet(node: &Node, ms: u64) {
-    // A generation per quiet period, so an older timer does not end a newer one.
-    let gen = node.quiet_gen().fetch_add(1, Ordering::SeqCst) + 1;
+    node.set_quiet_until(std::time::Instant::now() + Duration::from_millis(ms));
     node.raft().runtime_config().elect(false);
-    let (raft, n) = (node.raft().clone(), node.clone());
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        if n.quiet_gen().load(Ordering::SeqCst) == gen {
-            raft.runtime_config().elect(true);
-        }
-    });
 }

@@ -7,5 +7,6 @@ pub mod forward;
 pub mod handler;
 pub mod heartbeat_push;
 pub mod membership;
+pub mod prevote;
 pub mod proto;
 pub mod status;

@@ -22,6 +22,8 @@ pub enum PeerCall {
     Heartbeats(Vec<String>),
     /// A membership change for the leader to carry out.
     Member(MemberOp),
+    /// Would the receiver vote for the sender now (encoded `bool`)?
+    PreVote(super::prevote::PreVote),
     /// Part of a leadership transfer: the receiver stops (or resumes)
     /// starting elections, or, if it is the new leader-to-be, starts one.
     Transfer(TransferStep),

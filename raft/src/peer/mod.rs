@@ -7,6 +7,7 @@
 //! request frame, and reads one response frame.
 
 mod client;
+mod contact;
 mod frame;
 mod network;
 mod proto;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+pub use contact::LeaderContact;
 pub use network::{QuicNetwork, QuicPeer};
 
 use crate::codec;
@@ -91,6 +93,7 @@ pub struct PeerEndpoint {
     client: Arc<Client>,
     limits: FrameLimits,
     local: SocketAddr,
+    contact: LeaderContact,
 }
 
 impl PeerEndpoint {
@@ -102,7 +105,7 @@ impl PeerEndpoint {
         endpoint.set_default_client_config(tls.client_config()?);
         let local = endpoint.local_addr().context("peer endpoint has no local address")?;
         let client = Arc::new(Client::new(endpoint.clone(), limits));
-        Ok(Self { endpoint, client, limits, local })
+        Ok(Self { endpoint, client, limits, local, contact: LeaderContact::default() })
     }
 
     /// The bound address (with the port chosen when binding port 0).
@@ -118,7 +121,7 @@ impl PeerEndpoint {
     /// Starts serving incoming connections: Raft RPCs go to `raft`, application requests to `app`.
     /// Returns the accept-loop task, which ends when the endpoint is closed.
     pub fn serve(&self, raft: Raft, app: AppHandler) -> tokio::task::JoinHandle<()> {
-        let service = server::Service { raft, app, limits: self.limits };
+        let service = server::Service { raft, app, limits: self.limits, contact: self.contact.clone() };
         tokio::spawn(server::accept_loop(self.endpoint.clone(), service))
     }
 
@@ -128,6 +131,11 @@ impl PeerEndpoint {
             Response::App(r) => r.map_err(PeerError::Remote),
             _ => Err(PeerError::Protocol(format!("{peer_addr}: answer does not match the request"))),
         }
+    }
+
+    /// When a leader last replicated to this node (accepted AppendEntries).
+    pub fn leader_contact(&self) -> &LeaderContact {
+        &self.contact
     }
 
     /// Closes the endpoint (connections are dropped).

@@ -20,6 +20,7 @@ pub(crate) struct Service {
     pub(crate) raft: Raft,
     pub(crate) app: AppHandler,
     pub(crate) limits: FrameLimits,
+    pub(crate) contact: super::contact::LeaderContact,
 }
 
 /// Accepts connections until the endpoint closes.
@@ -85,7 +86,14 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, peer: SocketAd
 
 async fn answer(service: &Service, req: Request) -> Response {
     match req {
-        Request::AppendEntries(r) => Response::AppendEntries(service.raft.append_entries(r).await),
+        Request::AppendEntries(r) => {
+            let resp = service.raft.append_entries(r).await;
+            // Anything but "your vote is stale" comes from the current leader.
+            if matches!(&resp, Ok(a) if !matches!(a, openraft::raft::AppendEntriesResponse::HigherVote(_))) {
+                service.contact.touch();
+            }
+            Response::AppendEntries(resp)
+        }
         Request::Vote(r) => Response::Vote(service.raft.vote(r).await),
         Request::InstallSnapshot(r) => Response::InstallSnapshot(service.raft.install_snapshot(r).await),
         Request::App(r) => Response::App((service.app)(r).await),
