@@ -182,3 +182,45 @@ async fn a_node_cut_off_for_a_while_rejoins_without_disturbing_the_leader() {
     let back = c.node_status(away).await.unwrap();
     assert_eq!((back.leader, back.term), (Some(leader), term), "{back:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_one_follower_restores_the_whole_cluster() {
+    let mut c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    let admin = c.client();
+    let mut acked = Vec::new();
+    for i in 0..30 {
+        acked.push(
+            admin.job_submit(&bm_api::jobs::JobSubmit::script(&format!("b{i}"), "default", "true")).await.unwrap().id,
+        );
+    }
+    let last = leader_last_log(&c).await;
+    c.wait_applied(last, Duration::from_secs(30)).await;
+    // Back up: stop a follower, copy its data, start it again.
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let f = c.procs.keys().copied().find(|id| *id != leader).unwrap();
+    c.kill(f);
+    let backup = c.path().join("backup");
+    copy_dir(&c.path().join(format!("c/node-{f}/data")), &backup);
+    c.spawn(f);
+    // Lose every node's data; restore the backup on each.
+    let ids: Vec<u64> = c.procs.keys().copied().collect();
+    for id in &ids {
+        c.kill(*id);
+        let data = c.path().join(format!("c/node-{id}/data"));
+        std::fs::remove_dir_all(&data).unwrap();
+        copy_dir(&backup, &data);
+    }
+    for id in &ids {
+        c.spawn(*id);
+    }
+    c.wait_leader(Duration::from_secs(30)).await;
+    check_all_present(&c, &acked).await;
+    // And it takes writes again.
+    c.client().job_submit(&bm_api::jobs::JobSubmit::script("after", "default", "true")).await.unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let ok = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}

@@ -209,7 +209,11 @@ impl Node {
                     .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("this node is not catching up: {e}")))?;
             }
             None => {
-                raft.ensure_linearizable().await.map_err(|e| match e {
+                let confirm = tokio::time::timeout(forward::CALL_TIMEOUT, raft.ensure_linearizable());
+                let confirmed = confirm.await.map_err(|_| {
+                    ApiError::new(ErrorCode::Unavailable, "no quorum confirmed this node still leads; retry")
+                })?;
+                confirmed.map_err(|e| match e {
                     RaftError::APIError(e) => {
                         ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}"))
                     }
