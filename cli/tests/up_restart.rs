@@ -29,9 +29,14 @@ fn bm(home: &Path, args: &[&str]) -> Output {
 
 /// Starts `bm up` on a free port and waits until the profile answers.
 fn up(home: &Path) -> Up {
+    up_nodes(home, 1)
+}
+
+/// Starts `bm up --nodes N`.
+fn up_nodes(home: &Path, nodes: usize) -> Up {
     let _ = std::fs::remove_file(home.join("config.toml"));
     let child = Command::new(env!("CARGO_BIN_EXE_bm"))
-        .args(["up", "--listen", "127.0.0.1:0"])
+        .args(["up", "--listen", "127.0.0.1:0", "--nodes", &nodes.to_string()])
         .env("BM_CONFIG", home.join("config.toml"))
         .env("XDG_DATA_HOME", home.join("data"))
         .stdout(Stdio::null())
@@ -105,4 +110,29 @@ fn job_run_wait_runs_a_job_on_the_local_factory_and_exits_with_its_status() {
     std::fs::write(&bad, "exit 3\n").unwrap();
     let o = bm(h, &["-p", "local", "job", "run", "--target", "default", "--wait", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "a failed job exits 1");
+}
+
+#[test]
+fn bm_up_nodes_3_runs_a_three_node_cluster_with_the_local_factory() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mut cluster = up_nodes(h, 3);
+    let status: serde_json::Value =
+        serde_json::from_str(&stdout(&bm(h, &["-p", "local", "cluster", "status", "--json"]))).unwrap();
+    let members = status["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{status}");
+    assert!(members.iter().all(|m| m["voter"] == true && m["health"] == "ok"), "{status}");
+    let ok = h.join("ok.sh");
+    std::fs::write(&ok, "echo replicated\n").unwrap();
+    let o = bm(h, &["-p", "local", "job", "run", "--target", "default", "--wait", ok.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("replicated"));
+    // Its files are kept: a second start is the same cluster.
+    cluster.0.kill().unwrap();
+    cluster.0.wait().unwrap();
+    drop(cluster);
+    let _cluster = up_nodes(h, 3);
+    let list: serde_json::Value =
+        serde_json::from_str(&stdout(&bm(h, &["-p", "local", "job", "list", "--json"]))).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
 }
