@@ -56,7 +56,7 @@ impl Layout {
 pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: &Layout) -> anyhow::Result<Ending> {
     let job = a.job.id.clone();
     let epoch = a.epoch;
-    if let Err(e) = client.agent_start(&job, epoch).await {
+    if let Err(e) = retry_transient("start", || client.agent_start(&job, epoch)).await {
         return Ok(Ending::Fenced(e.to_string()));
     }
     let (tx, rx) = mpsc::channel::<AgentEvent>(10_000);
@@ -136,12 +136,34 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
         Ok(()) => {}
         Err(e) => return Ok(Ending::Fenced(e.to_string())),
     }
-    match client.agent_finish(&job, &Finish { epoch, failure }).await {
+    let finish = Finish { epoch, failure };
+    match retry_transient("finish", || client.agent_finish(&job, &finish)).await {
         Ok(()) => Ok(Ending::Reported),
         Err(e) if matches!(e.code(), Some(ErrorCode::StaleEpoch | ErrorCode::Conflict)) => {
             Ok(Ending::Fenced(e.to_string()))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Calls the cluster until it answers, riding out transport errors and
+/// `unavailable` (a node down, an election): only a real answer ends it.
+/// The calls it wraps are idempotent under their fencing epoch.
+async fn retry_transient<F, Fut>(what: &str, call: F) -> Result<(), bm_api::ClientError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), bm_api::ClientError>>,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match call().await {
+            Err(e) if matches!(e.code(), None | Some(ErrorCode::Unavailable | ErrorCode::Internal)) => {
+                tracing::warn!(error = %e, "cannot report {what} to the cluster; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -17,19 +17,7 @@ async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
     let mut c = Cluster::start(3, test_tuning()).await;
     let admin = c.client();
     default_target(&admin).await;
-    let f = admin.factory_create(&FactoryCreate { name: "local".into() }).await.unwrap();
-    let urls: Vec<String> = c.procs.keys().map(|id| c.url(*id)).collect();
-    let log = std::fs::File::create(c.path().join("factory.log")).unwrap();
-    let _factory = Proc(
-        Command::new(env!("CARGO_BIN_EXE_bm"))
-            .args(["local", "factory", "--max-workers", "4", "--url", &urls.join(","), "--token", &f.token])
-            .env("RUST_LOG", "info")
-            .env_remove("BM_PROFILE")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    );
+    let _factory = factory(&c).await;
     let script = "echo start-$BUILDOMAT_JOB_ID\nsleep 4\necho end-$BUILDOMAT_JOB_ID\n";
     let mut jobs = Vec::new();
     for i in 0..4 {
@@ -74,5 +62,63 @@ async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
         let count = |p: &str| page.events.iter().filter(|e| e.payload == format!("{p}-{j}")).count();
         assert_eq!((count("start"), count("end")), (1, 1), "job {j} events: {:#?}", page.events);
         assert_eq!(admin.job(j).await.unwrap().epoch, 1, "job {j} was assigned more than once");
+    }
+}
+
+/// Starts the local factory as its own process for cluster `c`.
+async fn factory(c: &Cluster) -> Proc {
+    let f = c.client().factory_create(&FactoryCreate { name: "local".into() }).await.unwrap();
+    let urls: Vec<String> = c.procs.keys().map(|id| c.url(*id)).collect();
+    let log = std::fs::File::create(c.path().join("factory.log")).unwrap();
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_bm"))
+            .args(["local", "factory", "--max-workers", "4", "--url", &urls.join(","), "--token", &f.token])
+            .env("RUST_LOG", "info,bm_factory_local=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every_node() {
+    let mut c = Cluster::start(3, test_tuning()).await;
+    let admin = c.client();
+    default_target(&admin).await;
+    let _factory = factory(&c).await;
+    let mut job = JobSubmit::script("art", "default", "head -c 9000000 /dev/urandom > /tmp/art.bin\n");
+    job.output_rules = vec!["/tmp/art.bin".into()];
+    let id = admin.job_submit(&job).await.unwrap().id;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !admin.job(&id).await.unwrap().state.is_terminal() {
+        assert!(Instant::now() < deadline, "job did not end");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let outs = admin.job_outputs(&id).await.unwrap();
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    let want = outs[0].sha256.clone();
+    assert_eq!(outs[0].size, 9_000_000);
+    // Lose a node with its disk; a fresh one takes its place.
+    let lost = *c.procs.keys().next().unwrap();
+    c.kill(lost);
+    std::fs::remove_dir_all(c.path().join(format!("c/node-{lost}/data"))).unwrap();
+    c.spawn(lost);
+    // The repair pass brings the blob back to its disk without anyone asking.
+    let blob = c.path().join(format!("c/node-{lost}/data/blobs/{}/{want}", &want[..2]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !blob.exists() {
+        assert!(Instant::now() < deadline, "repair did not restore {}", blob.display());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for node in c.procs.keys() {
+        let resp = c.client_of(*node).job_output_download(&id, &outs[0].id).await.unwrap();
+        let bytes = resp.bytes().await.unwrap();
+        assert_eq!(sha256_hex(&bytes), want, "node {node} served other bytes");
     }
 }

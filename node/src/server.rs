@@ -55,6 +55,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Running> {
     let mut tasks = Vec::new();
     if let Some(ep) = node.peer() {
         tasks.push(tokio::spawn(crate::cluster::prevote::run(node.clone(), ep.clone())));
+        tasks.push(tokio::spawn(crate::blobs::repair::run(node.clone())));
     }
     let beats = tokio::spawn(crate::cluster::heartbeat_push::run(node.clone(), node.peer().cloned()));
     tasks.extend([http, sched, fatal, beats]);

@@ -57,7 +57,12 @@ impl Cluster {
     /// Writes the files of `voters` initial voters (ids 1..=voters) and
     /// starts them.
     pub async fn start(voters: u64, tuning: RaftTuning) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().unwrap();
+        // BM_TEST_KEEP=1 keeps node logs and data for a post-mortem.
+        if std::env::var_os("BM_TEST_KEEP").is_some() {
+            dir.disable_cleanup(true);
+            eprintln!("cluster files in {}", dir.path().display());
+        }
         let net = bm_chaos::Net::new(7);
         let mut planned = BTreeMap::new();
         for id in 1..=voters {

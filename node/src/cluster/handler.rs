@@ -52,6 +52,19 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
             Some(ep) => ok("pre-vote answer", &super::prevote::grant(node, ep, &req)),
             None => ok("pre-vote answer", &false),
         },
+        PeerCall::BlobPut { sha, upload, offset, last, bytes } => {
+            match node.blobs().put_piece(&sha, &upload, offset, &bytes, last).await {
+                Ok(()) => Answer::Ok(Vec::new()),
+                Err(e) => Answer::Err(ApiError::new(ErrorCode::Internal, format!("cannot keep blob {sha}: {e}"))),
+            }
+        }
+        PeerCall::BlobGet { sha, offset, len } => {
+            let len = len.min(crate::blobs::CHUNK as u64) as usize;
+            match node.blobs().read_range(&sha, offset, len).await {
+                Ok(b) => Answer::Ok(b),
+                Err(e) => Answer::Err(ApiError::new(ErrorCode::NotFound, format!("blob {sha}: {e}"))),
+            }
+        }
         PeerCall::Status => ok("node status", &super::status::local(node).await),
         PeerCall::Heartbeats(workers) => {
             for w in workers {

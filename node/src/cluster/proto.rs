@@ -24,6 +24,28 @@ pub enum PeerCall {
     Member(MemberOp),
     /// Would the receiver vote for the sender now (encoded `bool`)?
     PreVote(super::prevote::PreVote),
+    /// One piece of a blob to keep (see `blobs::replicate`).
+    BlobPut {
+        /// Its sha256.
+        sha: String,
+        /// Names this transfer's staging file.
+        upload: String,
+        /// Where the piece goes.
+        offset: u64,
+        /// Whether it is the last piece (then the whole is checked).
+        last: bool,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// Up to `len` bytes of a blob from `offset`.
+    BlobGet {
+        /// Its sha256.
+        sha: String,
+        /// Where to start.
+        offset: u64,
+        /// Most bytes to answer.
+        len: u64,
+    },
     /// Part of a leadership transfer: the receiver stops (or resumes)
     /// starting elections, or, if it is the new leader-to-be, starts one.
     Transfer(TransferStep),

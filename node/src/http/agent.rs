@@ -174,13 +174,11 @@ pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Re
     let q: OutputQuery = reply::query(&raw_query)?;
     // Refuse early (before writing bytes) when the epoch is already stale.
     ctx.node.read(|s| check_fence(s, &job, &me, q.epoch))?;
-    let sha256 = ctx
-        .node
-        .blobs()
-        .write(&data)
+    let size = data.len() as u64;
+    let sha256 = crate::blobs::replicate::store(&ctx.node, data)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store output {}: {e}", q.path)))?;
-    let output = JobOutput { id: ulid::Ulid::new().to_string(), path: q.path, size: data.len() as u64, sha256 };
+        .map_err(|e| ApiError::new(e.code, format!("cannot store output {}: {}", q.path, e.message)))?;
+    let output = JobOutput { id: ulid::Ulid::new().to_string(), path: q.path, size, sha256 };
     ctx.node
         .propose(Command::JobOutput { job, fence: Fence { worker: me, epoch: q.epoch }, output: output.clone() })
         .await?;
@@ -231,7 +229,7 @@ pub async fn input(ctx: Ctx, job: String, output: String, raw_query: String) -> 
         Ok(o) => o,
         Err(e) => return reply::error(&e),
     };
-    match ctx.node.blobs().read(&out.sha256).await {
+    match crate::blobs::fetch::read(&ctx.node, &out.sha256).await {
         Ok(bytes) => warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response(),
         Err(e) => reply::error(&ApiError::new(ErrorCode::Internal, format!("input {} unreadable: {e}", out.path))),
     }

@@ -145,7 +145,7 @@ pub async fn download(ctx: Ctx, job: String, output: String) -> Response {
         Ok(o) => o,
         Err(e) => return reply::error(&e),
     };
-    match ctx.node.blobs().read(&out.sha256).await {
+    match crate::blobs::fetch::read(&ctx.node, &out.sha256).await {
         Ok(bytes) => {
             let mut r = warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response();
             let h = r.headers_mut();

@@ -46,10 +46,27 @@ impl Ctx {
 }
 
 fn ctx(node: Node) -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
-    warp::any()
-        .map(move || node.clone())
-        .and(warp::header::optional::<String>("authorization"))
-        .map(|node, auth| Ctx { node, auth })
+    warp::any().map(move || node.clone()).and(warp::header::optional::<String>("authorization")).then(
+        |node: Node, auth: Option<String>| async move {
+            let ctx = Ctx { node, auth };
+            catch_up_on_unknown_token(&ctx).await;
+            ctx
+        },
+    )
+}
+
+/// A token this node does not know may have been created an instant ago
+/// through another node (an agent bootstraps on one node and calls the
+/// next on another). Before refusing it, a follower catches up with the
+/// leader's commit index (a read-index barrier), so a caller never sees
+/// its own acknowledged write missing.
+async fn catch_up_on_unknown_token(ctx: &Ctx) {
+    if ctx.auth.is_none() || ctx.node.peer().is_none() {
+        return;
+    }
+    if matches!(ctx.caller(), Err(e) if e.code == bm_api::ErrorCode::Unauthorized) {
+        let _ = ctx.node.read_linearizable(|_| ()).await;
+    }
 }
 
 fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {

@@ -346,6 +346,10 @@ impl State {
 
     pub(super) fn job_start(&mut self, job: &str, fence: &Fence, time: Time) -> Outcome {
         let state = self.fenced(job, fence)?.job.state;
+        if state == JobState::Running {
+            // The same start again (its first answer was lost): no change.
+            return Ok(Reply::Job(Box::new(self.jobs[job].job.clone())));
+        }
         if state != JobState::Assigned {
             return reject(ErrorCode::Conflict, format!("job {job} is {}, not assigned", state.as_str()));
         }

@@ -973,6 +973,12 @@ fn a_job_is_started_once_and_only_when_assigned() {
     ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
     let f = running(&mut s, "J1", "W1");
     assert_eq!(job_state(&s, "J1"), JobState::Running);
+    // A start sent again (its answer was lost) changes nothing.
+    let events = s.jobs["J1"].events.len();
+    ok(&mut s, start_cmd("J1", f.clone()));
+    assert_eq!(s.jobs["J1"].events.len(), events);
+    // Once finished, a start is refused.
+    ok(&mut s, finish_cmd("J1", f.clone(), None));
     assert_refused(&mut s, start_cmd("J1", f), ErrorCode::Conflict);
 }
 
@@ -1547,10 +1553,11 @@ impl Model {
             Command::JobStart { job, fence, .. } => {
                 self.fenced(job, fence)?;
                 let j = self.jobs.get_mut(job).unwrap();
-                if j.state != JobState::Assigned {
-                    return Err(Conflict);
+                match j.state {
+                    JobState::Running => {}
+                    JobState::Assigned => j.state = JobState::Running,
+                    _ => return Err(Conflict),
                 }
-                j.state = JobState::Running;
             }
             Command::JobEvents { job, fence, .. } | Command::JobOutput { job, fence, .. } => self.fenced(job, fence)?,
             Command::JobFinish { job, fence, failure, .. } => {

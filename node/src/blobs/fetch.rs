@@ -1,0 +1,59 @@
+//! Reading a blob on any node: from local disk, or from a peer that has
+//! it (then kept here too).
+
+use std::time::Duration;
+
+use bm_api::{ApiError, ErrorCode};
+
+use super::CHUNK;
+use crate::cluster::forward::{self, Called};
+use crate::cluster::proto::PeerCall;
+use crate::node::Node;
+
+const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole blob, fetched from a peer first when this node lacks it.
+pub async fn read(node: &Node, sha: &str) -> Result<bytes::Bytes, ApiError> {
+    ensure_local(node, sha).await?;
+    node.blobs().read(sha).await.map_err(|e| ApiError::new(ErrorCode::Internal, format!("blob {sha} unreadable: {e}")))
+}
+
+/// Makes sure the blob is on this node's disk, copying it from a peer.
+pub async fn ensure_local(node: &Node, sha: &str) -> Result<(), ApiError> {
+    if node.blobs().has(sha).await {
+        return Ok(());
+    }
+    let Some(ep) = node.peer() else {
+        return Err(ApiError::new(ErrorCode::Internal, format!("blob {sha} is missing from this node")));
+    };
+    let membership = node.raft().metrics().borrow().membership_config.membership().clone();
+    let mut why = Vec::new();
+    for (id, info) in membership.nodes().filter(|(id, _)| **id != node.id()) {
+        match copy_from(node, ep, &info.peer_addr, sha).await {
+            Ok(()) => return Ok(()),
+            Err(e) => why.push(format!("node {id}: {}", e.message)),
+        }
+    }
+    Err(ApiError::new(ErrorCode::Unavailable, format!("no node could supply blob {sha}: {}", why.join("; "))))
+}
+
+async fn copy_from(node: &Node, ep: &bm_raft::PeerEndpoint, addr: &str, sha: &str) -> Result<(), ApiError> {
+    let upload = ulid::Ulid::new().to_string();
+    let mut offset = 0u64;
+    loop {
+        let call = PeerCall::BlobGet { sha: sha.to_string(), offset, len: CHUNK as u64 };
+        let bytes = match forward::call(ep, addr, &call, PIECE_TIMEOUT).await? {
+            Called::Ok(b) => b,
+            Called::NotLeader => return Err(ApiError::new(ErrorCode::Internal, "unexpected answer to a blob read")),
+        };
+        let last = bytes.len() < CHUNK;
+        node.blobs()
+            .put_piece(sha, &upload, offset, &bytes, last)
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot keep blob {sha}: {e}")))?;
+        if last {
+            return Ok(());
+        }
+        offset += bytes.len() as u64;
+    }
+}

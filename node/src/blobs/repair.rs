@@ -1,0 +1,42 @@
+//! The repair pass: every node copies the referenced blobs it lacks, so a
+//! blob lost with a node is back on every node once they run again.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::node::Node;
+
+/// How often a node looks for missing blobs.
+pub const EVERY: Duration = Duration::from_secs(30);
+
+/// Runs for as long as the node runs (only with a peer link); the first
+/// pass comes soon after start, so a replaced node fills up at once.
+pub async fn run(node: Node) {
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    loop {
+        pass(&node).await;
+        tokio::time::sleep(EVERY).await;
+    }
+}
+
+/// One pass: copies every referenced blob missing here. Returns how many
+/// it copied.
+pub async fn pass(node: &Node) -> usize {
+    node.blobs().sweep_staging(Duration::from_secs(3600)).await;
+    let wanted: BTreeSet<String> =
+        node.read(|s| s.jobs.values().flat_map(|j| j.outputs.iter().map(|o| o.sha256.clone())).collect());
+    let mut copied = 0;
+    for sha in wanted {
+        if node.blobs().has(&sha).await {
+            continue;
+        }
+        match super::fetch::ensure_local(node, &sha).await {
+            Ok(()) => copied += 1,
+            Err(e) => tracing::warn!(%sha, error = %e, "repair: cannot copy a missing blob"),
+        }
+    }
+    if copied > 0 {
+        tracing::info!(copied, "repair: copied missing blobs");
+    }
+    copied
+}
