@@ -34,10 +34,21 @@ fn local_run(repo: &Path, out: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn the_hello_example_passes_and_its_outputs_are_copied_out() {
+    hello_passes(&[]);
+}
+
+/// The same on a three-node cluster: outputs uploaded to one node are
+/// replicated, the dependant job's inputs and the copies come from any.
+#[test]
+fn the_hello_example_passes_on_three_nodes() {
+    hello_passes(&["--nodes", "3"]);
+}
+
+fn hello_passes(extra: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let repo = hello_copy(tmp.path());
     let out = tmp.path().join("out");
-    let o = local_run(&repo, &out, &[]);
+    let o = local_run(&repo, &out, extra);
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{stdout}\nstderr:\n{stderr}");
