@@ -74,6 +74,34 @@ pub struct JobSubmit {
     /// Seconds the job may run before it is failed; none for the server's default.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Outputs to publish at `/public/file/OWNER/REPO/SERIES/VERSION/NAME`
+    /// when the job succeeds (OWNER/REPO from the `github.repository` tag,
+    /// VERSION from `github.sha`).
+    #[serde(default)]
+    pub publish: Vec<PublishSpec>,
+}
+
+/// One output to publish, as the job file's `[[publish]]` table says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishSpec {
+    /// Absolute path of the output file.
+    pub from_output: String,
+    /// Groups files in the URL space.
+    pub series: String,
+    /// The public file name, unique in the series for the commit.
+    pub name: String,
+}
+
+/// A published file as the public URL serves it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PublishedFile {
+    /// The job that produced it.
+    pub job: String,
+    /// Its output's sha256.
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
 }
 
 impl JobSubmit {
@@ -96,6 +124,7 @@ impl JobSubmit {
             depends: BTreeMap::new(),
             store: BTreeMap::new(),
             timeout_secs: None,
+            publish: vec![],
         }
     }
 }
@@ -206,6 +235,9 @@ pub struct Job {
     pub timeout_secs: Option<u64>,
     /// When it entered each state (`submit`, `waiting`, `ready`, `assigned`, `start`, `complete`, …).
     pub times: BTreeMap<String, DateTime<Utc>>,
+    /// What it publishes when it succeeds.
+    #[serde(default)]
+    pub publish: Vec<PublishSpec>,
 }
 
 /// One entry of a job's event stream: control messages and log output.

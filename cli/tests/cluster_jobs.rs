@@ -93,7 +93,14 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
     default_target(&admin).await;
     let _factory = factory(&c).await;
     let mut job = JobSubmit::script("art", "default", "head -c 9000000 /dev/urandom > /tmp/art.bin\n");
-    job.output_rules = vec!["/tmp/art.bin".into()];
+    job.output_rules = vec!["=/tmp/art.bin".into()];
+    job.tags.insert("github.repository".into(), "acme/widget".into());
+    job.tags.insert("github.sha".into(), "c0ffee".into());
+    job.publish = vec![bm_api::jobs::PublishSpec {
+        from_output: "/tmp/art.bin".into(),
+        series: "bins".into(),
+        name: "art".into(),
+    }];
     let id = admin.job_submit(&job).await.unwrap().id;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !admin.job(&id).await.unwrap().state.is_terminal() {
@@ -116,9 +123,28 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
         assert!(Instant::now() < deadline, "repair did not restore {}", blob.display());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let http = reqwest::Client::new();
+    let mut whole = Vec::new();
     for node in c.procs.keys() {
         let resp = c.client_of(*node).job_output_download(&id, &outs[0].id).await.unwrap();
         let bytes = resp.bytes().await.unwrap();
         assert_eq!(sha256_hex(&bytes), want, "node {node} served other bytes");
+        // The published URL works on every node, without a token.
+        let url = format!("{}/public/file/acme/widget/bins/c0ffee/art", c.url(*node));
+        let public = http.get(&url).send().await.unwrap();
+        assert_eq!(public.status(), 200, "{url}");
+        assert_eq!(public.headers()["etag"], format!("\"{want}\"").as_str());
+        assert_eq!(sha256_hex(&public.bytes().await.unwrap()), want, "{url}");
+        // And so do byte ranges.
+        let part = http.get(&url).header("range", "bytes=1000-1999").send().await.unwrap();
+        assert_eq!(part.status(), 206);
+        assert_eq!(part.headers()["content-range"], "bytes 1000-1999/9000000");
+        assert_eq!(&part.bytes().await.unwrap()[..], &bytes[1000..2000]);
+        let bad = http.get(&url).header("range", "bytes=9000000-").send().await.unwrap();
+        assert_eq!(bad.status(), 416);
+        whole = bytes.to_vec();
     }
+    assert_eq!(whole.len(), 9_000_000);
+    let missing = http.get(format!("{}/public/file/acme/widget/bins/c0ffee/nope", c.url(1))).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
 }

@@ -4,7 +4,7 @@
 
 use utoipa::OpenApi;
 
-use crate::http::{agent, cluster, events, factories, jobs, targets, users, workers};
+use crate::http::{agent, cluster, events, factories, jobs, public, targets, users, workers};
 
 /// The OpenAPI description of `/v1`.
 #[derive(OpenApi)]
@@ -54,6 +54,7 @@ use crate::http::{agent, cluster, events, factories, jobs, targets, users, worke
         cluster::add,
         cluster::remove,
         cluster::transfer,
+        public::file,
     ),
     components(schemas(bm_api::ErrorCode))
 )]

@@ -81,6 +81,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode> {
             .collect(),
         store: BTreeMap::new(),
         timeout_secs: args.timeout,
+        publish: Vec::new(),
     };
     let job = client.job_submit(&submit).await.context("submitting the job")?;
     outln!("{}", job.id);

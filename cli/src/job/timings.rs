@@ -132,6 +132,7 @@ mod tests {
             epoch: 0,
             timeout_secs: None,
             times: times.iter().map(|(k, s)| (k.to_string(), t0 + TimeDelta::seconds(*s))).collect(),
+            publish: Vec::new(),
         };
         (job, t0)
     }

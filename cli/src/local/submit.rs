@@ -103,6 +103,15 @@ pub async fn submit_all(
             depends,
             store: BTreeMap::new(),
             timeout_secs: None,
+            publish: jf
+                .publish
+                .iter()
+                .map(|p| bm_api::jobs::PublishSpec {
+                    from_output: p.from_output.clone(),
+                    series: p.series.clone(),
+                    name: p.name.clone(),
+                })
+                .collect(),
         };
         let job = client.job_submit(&submit).await?;
         ids.insert(jf.name.clone(), job.id.clone());

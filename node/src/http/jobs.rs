@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use bm_api::jobs::{Job, JobListQuery, JobOutput, JobSubmit, StorePut, StoreValue};
 use bm_api::{ApiError, ErrorCode};
 use bytes::Bytes;
-use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Reply as _;
 
 use super::users::unexpected;
 use super::{reply, Ctx};
@@ -129,10 +127,11 @@ pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> 
     ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.outputs.clone()))
 }
 
-/// Downloads one output (by id or path); the ETag is its sha256.
+/// Downloads one output (by id or path), whole or one byte range
+/// (`Range: bytes=A-B`); the ETag is its sha256.
 #[utoipa::path(get, operation_id = "jobs_download", path = "/v1/jobs/{job}/outputs/{output}", tag = "jobs", params(("job" = String, Path), ("output" = String, Path)),
-    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
-pub async fn download(ctx: Ctx, job: String, output: String) -> Response {
+    responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 206, description = "the requested range"), (status = 404, body = ApiError), (status = 416, body = ApiError)))]
+pub async fn download(ctx: Ctx, job: String, output: String, range: Option<String>) -> Response {
     let found = ctx.node.read(|s| {
         let rec = visible(s, &ctx, &job)?;
         rec.outputs
@@ -141,20 +140,8 @@ pub async fn download(ctx: Ctx, job: String, output: String) -> Response {
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no output {output:?}")))
     });
-    let out = match found {
-        Ok(o) => o,
-        Err(e) => return reply::error(&e),
-    };
-    match crate::blobs::fetch::read(&ctx.node, &out.sha256).await {
-        Ok(bytes) => {
-            let mut r = warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response();
-            let h = r.headers_mut();
-            h.insert("content-type", "application/octet-stream".parse().expect("static header"));
-            if let Ok(v) = format!("\"{}\"", out.sha256).parse() {
-                h.insert("etag", v);
-            }
-            r
-        }
-        Err(e) => reply::error(&ApiError::new(ErrorCode::Internal, format!("output {} unreadable: {e}", out.path))),
+    match found {
+        Ok(out) => super::blob_reply::serve(&ctx.node, &out.sha256, out.size, range).await,
+        Err(e) => reply::error(&e),
     }
 }

@@ -6,10 +6,12 @@
 //! by warp) so that a bad field gets a message that names it.
 
 pub mod agent;
+pub mod blob_reply;
 pub mod cluster;
 pub mod events;
 pub mod factories;
 pub mod jobs;
+pub mod public;
 pub mod reply;
 pub mod targets;
 pub mod users;
@@ -80,6 +82,7 @@ fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection
 /// Every route of the API, plus JSON errors for everything else.
 pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     use warp::{delete, get, path, post, put};
+    let node_for_public = node.clone();
     let c = ctx(node);
     let v1 = path("v1");
 
@@ -167,7 +170,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .and(path!("jobs" / String / "outputs" / String))
         .and(get())
         .and(c.clone())
-        .then(|j, o, c| jobs::download(c, j, o));
+        .and(warp::header::optional::<String>("range"))
+        .then(|j, o, c, r| jobs::download(c, j, o, r));
 
     let fac_list = v1.and(path!("factories")).and(get()).and(c.clone()).then(factories::list).map(reply::reply);
     let fac_create = v1
@@ -223,6 +227,12 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
     let control_show = v1.and(path!("control")).and(get()).and(c.clone()).then(workers::show).map(reply::reply);
     let control_set =
         v1.and(path!("control" / String)).and(post()).and(c.clone()).then(|v, c| workers::set(c, v)).map(reply::reply);
+
+    let pn = node_for_public.clone();
+    let public = warp::path!("public" / "file" / String / String / String / String / String)
+        .and(get())
+        .and(warp::header::optional::<String>("range"))
+        .then(move |o, r, s, v, n, range| public::file(pn.clone(), (o, r, s, v, n), range));
 
     let cl_status = v1.and(path!("cluster")).and(get()).and(c.clone()).then(cluster::status).map(reply::reply);
     let cl_add = v1
@@ -376,6 +386,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .or(agent.boxed())
         .unify()
         .or(clus.boxed())
+        .unify()
+        .or(public.boxed())
         .unify()
         .recover(reply::recover)
         .unify()

@@ -188,6 +188,7 @@ impl State {
                 epoch: 0,
                 timeout_secs: submit.timeout_secs,
                 times: BTreeMap::from([("submit".to_string(), time)]),
+                publish: submit.publish,
             },
             events: Vec::new(),
             outputs: Vec::new(),
@@ -268,6 +269,10 @@ impl State {
         }
         rec.job.failure = failure;
         rec.set_state(state, time, why);
+        if state == JobState::Completed {
+            self.publish_outputs(job, time);
+        }
+        let rec = self.jobs.get_mut(job).expect("present");
         if let Some(w) = rec.job.worker.clone() {
             self.release_worker(&w, time);
         }

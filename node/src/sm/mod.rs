@@ -9,6 +9,7 @@ mod control;
 mod factories;
 mod jobs;
 mod names;
+pub mod publish;
 mod targets;
 #[cfg(test)]
 mod tests;
@@ -57,6 +58,8 @@ pub struct State {
     pub waiting: BTreeSet<String>,
     /// Cluster-wide switches.
     pub control: control::ControlRecord,
+    /// Published files by `OWNER/REPO/SERIES/VERSION/NAME`.
+    pub published: BTreeMap<String, bm_api::jobs::PublishedFile>,
     /// Log index of the last command applied.
     pub applied: u64,
 }

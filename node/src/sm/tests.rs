@@ -144,6 +144,7 @@ fn job(target: &str) -> JobSubmit {
         depends: BTreeMap::new(),
         store: BTreeMap::new(),
         timeout_secs: Some(3600),
+        publish: Vec::new(),
     }
 }
 
