@@ -33,9 +33,13 @@ async fn fixture() -> Fixture {
 }
 
 async fn fixture_with_lease(lease_secs: u64) -> Fixture {
+    fixture_with(|cfg| cfg.worker_lease_secs = lease_secs).await
+}
+
+async fn fixture_with(adjust: impl FnOnce(&mut bm_node::NodeConfig)) -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = bm_node::NodeConfig::in_dir(&tmp.path().join("node"), "127.0.0.1:0".parse().unwrap());
-    cfg.worker_lease_secs = lease_secs;
+    adjust(&mut cfg);
     let node = bm_node::start(cfg).await.unwrap();
     let token = std::fs::read_to_string(tmp.path().join("node/admin-token")).unwrap().trim().to_string();
     let admin = Client::new(vec![node.url()], Some(token));
@@ -248,4 +252,49 @@ async fn a_job_whose_agent_goes_silent_fails_with_that_cause() {
     let workers = fx.admin.workers(true).await.unwrap();
     let w = workers.iter().find(|w| Some(&w.id) == done.worker.as_ref()).unwrap();
     assert_eq!(w.state, bm_api::workers::WorkerState::Destroying, "the factory must tear it down");
+}
+
+/// The worker's /tmp (these agents run without a sandbox, under a root folder).
+const TMP: &str = "T=\"$PWD/../../../tmp\"; mkdir -p \"$T\"";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_cut_a_long_log_and_refuse_a_big_or_extra_output_with_a_clear_cause() {
+    let fx = fixture_with(|cfg| {
+        cfg.limits.max_log_bytes = 1000;
+        cfg.limits.max_output_bytes = 100;
+        cfg.limits.max_outputs = 1;
+    })
+    .await;
+    // A long log is cut with a note; the job itself still runs to its end.
+    let j = fx.admin.job_submit(&job("for i in $(seq 1 500); do echo line-$i; done", &[])).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    let ev = fx.admin.job_events(&j.id, 0, None).await.unwrap().events;
+    let kept: usize = ev.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.len()).sum();
+    // Control lines (task start) count too, so a little under the limit is stdout.
+    assert!(kept <= 1000 && kept >= 800, "kept {kept} bytes");
+    assert!(ev.iter().any(|e| e.payload.contains("reached its limit of 1000 bytes")), "{ev:?}");
+    // An output over the size limit fails the job, naming the file and the limit.
+    let big = fx
+        .admin
+        .job_submit(&job(&format!("{TMP}; head -c 500 /dev/zero > $T/big.bin"), &["/tmp/big.bin"]))
+        .await
+        .unwrap();
+    let _agent2 = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &big.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    let why = done.failure.unwrap();
+    assert!(why.contains("/tmp/big.bin") && why.contains("limit of 100 bytes"), "{why}");
+    // More files than a job may keep.
+    let many = fx
+        .admin
+        .job_submit(&job(&format!("{TMP}; echo a > $T/a.txt; echo b > $T/b.txt"), &["/tmp/*.txt"]))
+        .await
+        .unwrap();
+    let _agent3 = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &many.id).await;
+    assert_eq!(done.state, JobState::Failed);
+    let why = done.failure.unwrap();
+    assert!(why.contains("the most a job may keep"), "{why}");
 }

@@ -34,6 +34,48 @@ pub struct NodeConfig {
     /// is a cluster of one.
     #[serde(default)]
     pub peer: Option<PeerConfig>,
+    /// Sizes and counts a job may not exceed.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Deliberate bugs for proving that the chaos suite's checker catches
+    /// them. Never set these on a real cluster.
+    #[serde(default, skip_serializing_if = "TestOnly::is_off")]
+    pub test_only: TestOnly,
+}
+
+/// Per-job limits, each refused or cut with a message naming it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest output file, bytes.
+    pub max_output_bytes: u64,
+    /// Most log bytes (stdout, stderr and control lines the agent sends)
+    /// kept per job; the rest is dropped with a note in the log.
+    pub max_log_bytes: u64,
+    /// Most output files per job.
+    pub max_outputs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_output_bytes: 1 << 30, max_log_bytes: 1 << 30, max_outputs: 10_000 }
+    }
+}
+
+/// Deliberate bugs, off by default (see [`NodeConfig::test_only`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestOnly {
+    /// Job submissions are acknowledged at once and committed in the
+    /// background: an acknowledged job can be lost.
+    #[serde(default)]
+    pub ack_before_commit: bool,
+}
+
+impl TestOnly {
+    fn is_off(&self) -> bool {
+        *self == TestOnly::default()
+    }
 }
 
 /// How a node reaches and is reached by the other nodes of its cluster.
@@ -160,6 +202,8 @@ impl NodeConfig {
             worker_lease_secs: default_lease(),
             raft: RaftTuning::default(),
             peer: None,
+            limits: Limits::default(),
+            test_only: TestOnly::default(),
         }
     }
 }

@@ -114,6 +114,8 @@ fn write_node(
             tls: TlsFiles { ca: "ca.pem".into(), cert: "node.pem".into(), key: "node.key".into() },
             initial_members,
         }),
+        limits: Default::default(),
+        test_only: Default::default(),
     };
     let path = folder.join("node.toml");
     std::fs::write(&path, toml::to_string_pretty(&cfg)?)?;

@@ -21,8 +21,6 @@ use crate::sm::{Command, EventIn, Fence, Reply, State};
 
 /// Longest instruction long-poll.
 const MAX_WAIT: u64 = 60;
-/// Largest output accepted in one upload.
-pub const MAX_OUTPUT: u64 = 1024 * 1024 * 1024;
 
 /// The calling agent's worker id; every such call is a heartbeat.
 fn worker(ctx: &Ctx) -> Result<String, ApiError> {
@@ -139,7 +137,8 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
         .map(|e| EventIn { stream: e.stream, task: e.task, time: e.time, payload: e.payload })
         .collect();
     let first = up.first;
-    match fenced(&ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events }).await? {
+    let max_log_bytes = Some(ctx.node.config().limits.max_log_bytes);
+    match fenced(&ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events, max_log_bytes }).await? {
         Reply::Appended(next) => Ok(serde_json::json!({ "next_seq": next })),
         other => Err(unexpected(other)),
     }
@@ -173,7 +172,25 @@ pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Re
     let me = worker(&ctx)?;
     let q: OutputQuery = reply::query(&raw_query)?;
     // Refuse early (before writing bytes) when the epoch is already stale.
-    ctx.node.read(|s| check_fence(s, &job, &me, q.epoch))?;
+    let outputs = ctx.node.read(|s| check_fence(s, &job, &me, q.epoch).map(|_| s.jobs[&job].outputs.len()))?;
+    let limits = &ctx.node.config().limits;
+    if outputs >= limits.max_outputs {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("cannot store output {}: job {job} already has {outputs} outputs, the most a job may keep", q.path),
+        ));
+    }
+    if data.len() as u64 > limits.max_output_bytes {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "cannot store output {}: {} bytes is over the limit of {} bytes per file",
+                q.path,
+                data.len(),
+                limits.max_output_bytes
+            ),
+        ));
+    }
     let size = data.len() as u64;
     let sha256 = crate::blobs::replicate::store(&ctx.node, data)
         .await
@@ -183,6 +200,30 @@ pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Re
         .propose(Command::JobOutput { job, fence: Fence { worker: me, epoch: q.epoch }, output: output.clone() })
         .await?;
     Ok(output)
+}
+
+/// Refuses an output upload whose declared length is over the limit
+/// before its body is read, naming the file and the limit.
+pub fn output_size_guard(max: u64) -> impl warp::Filter<Extract = (), Error = warp::Rejection> + Clone {
+    use warp::Filter;
+    warp::query::raw()
+        .or(warp::any().map(String::new))
+        .unify()
+        .and(warp::header::optional::<u64>("content-length"))
+        .and_then(move |raw: String, len: Option<u64>| async move {
+            match len {
+                Some(n) if n > max => {
+                    let path = reply::query::<OutputQuery>(&raw).map(|q| q.path).unwrap_or_default();
+                    let e = ApiError::new(
+                        ErrorCode::BadRequest,
+                        format!("cannot store output {path}: {n} bytes is over the limit of {max} bytes per file"),
+                    );
+                    Err(warp::reject::custom(reply::Refused(e)))
+                }
+                _ => Ok(()),
+            }
+        })
+        .untuple_one()
 }
 
 fn check_fence(s: &State, job: &str, worker: &str, epoch: u64) -> Result<(), ApiError> {

@@ -22,10 +22,45 @@ pub async fn submit(ctx: Ctx, raw: Bytes) -> Result<Job, ApiError> {
     let owner = caller.owner()?.to_string();
     let submit: JobSubmit = reply::body(&raw)?;
     let cmd = Command::SubmitJob { id: ulid::Ulid::new().to_string(), owner, submit, time: chrono::Utc::now() };
+    if ctx.node.config().test_only.ack_before_commit {
+        return Ok(ack_before_commit(&ctx, cmd));
+    }
     match ctx.node.propose(cmd).await? {
         Reply::Job(j) => Ok(*j),
         other => Err(unexpected(other)),
     }
+}
+
+/// The deliberate bug of `test_only.ack_before_commit`: answers as if the
+/// job were committed and proposes it in the background, after a delay
+/// long enough for a fault to strike in between.
+fn ack_before_commit(ctx: &Ctx, cmd: Command) -> Job {
+    let Command::SubmitJob { id, owner, submit, time } = &cmd else { unreachable!("a submit") };
+    let job = Job {
+        id: id.clone(),
+        owner: owner.clone(),
+        name: submit.name.clone(),
+        target: submit.target.clone(),
+        target_real: submit.target.clone(),
+        state: bm_api::jobs::JobState::Queued,
+        failure: None,
+        tasks: submit.tasks.clone(),
+        output_rules: submit.output_rules.clone(),
+        inputs: submit.inputs.clone(),
+        tags: submit.tags.clone(),
+        depends: Vec::new(),
+        worker: None,
+        epoch: 0,
+        timeout_secs: submit.timeout_secs,
+        times: [("submit".to_string(), *time)].into(),
+        publish: submit.publish.clone(),
+    };
+    let node = ctx.node.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let _ = node.propose(cmd).await;
+    });
+    job
 }
 
 /// Lists jobs, newest first: the caller's own, or everyone's for admins.

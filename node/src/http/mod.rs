@@ -83,6 +83,7 @@ fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection
 pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone {
     use warp::{delete, get, path, post, put};
     let node_for_public = node.clone();
+    let max_output = node.config().limits.max_output_bytes;
     let c = ctx(node);
     let v1 = path("v1");
 
@@ -297,7 +298,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .and(put())
         .and(c.clone())
         .and(raw_query())
-        .and(warp::body::content_length_limit(agent::MAX_OUTPUT).and(warp::body::bytes()))
+        .and(agent::output_size_guard(max_output))
+        .and(warp::body::content_length_limit(max_output).and(warp::body::bytes()))
         .then(|j, c, q, b| agent::output(c, j, q, b))
         .map(reply::reply);
     let ag_input = v1

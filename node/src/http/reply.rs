@@ -46,13 +46,28 @@ pub fn query<T: DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
         .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("invalid query string {raw:?}: {e}")))
 }
 
+/// An API error raised by a filter before the handler runs (a body that
+/// would be too large, refused before it is read).
+#[derive(Debug)]
+pub struct Refused(pub ApiError);
+
+impl warp::reject::Reject for Refused {}
+
 /// Turns warp's own rejections (no route, wrong method, body too large)
 /// into the same JSON errors as everything else.
 pub async fn recover(r: warp::Rejection) -> Result<Response, std::convert::Infallible> {
-    let e = if r.is_not_found() {
+    let e = if let Some(Refused(e)) = r.find::<Refused>() {
+        e.clone()
+    } else if r.is_not_found() {
         ApiError::new(ErrorCode::NotFound, "no such API path")
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
-        ApiError::new(ErrorCode::BadRequest, format!("request body is larger than {MAX_BODY} bytes"))
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "request body is too large: JSON bodies may have {MAX_BODY} bytes, output files the node's \
+                 limits.max_output_bytes"
+            ),
+        )
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         ApiError::new(ErrorCode::BadRequest, "method not allowed on this path")
     } else if r.find::<warp::reject::LengthRequired>().is_some() {

@@ -82,7 +82,7 @@ pub enum Command {
     /// Agent: the job started.
     JobStart { job: String, fence: Fence, time: Time },
     /// Agent: log lines and control messages.
-    JobEvents { job: String, fence: Fence, first: Option<u64>, events: Vec<EventIn> },
+    JobEvents { job: String, fence: Fence, first: Option<u64>, events: Vec<EventIn>, max_log_bytes: Option<u64> },
     /// Agent: an output was stored.
     JobOutput { job: String, fence: Fence, output: JobOutput },
     /// Agent: the job finished.

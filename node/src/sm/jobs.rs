@@ -53,6 +53,12 @@ pub struct JobRecord {
     /// number their events are deduplicated against it).
     #[serde(default)]
     pub agent_events: u64,
+    /// Bytes of agent event payloads kept (for the log size limit).
+    #[serde(default)]
+    pub log_bytes: u64,
+    /// Whether the log reached its limit (later lines are dropped).
+    #[serde(default)]
+    pub log_truncated: bool,
 }
 
 impl JobRecord {
@@ -194,6 +200,8 @@ impl State {
             outputs: Vec::new(),
             store,
             agent_events: 0,
+            log_bytes: 0,
+            log_truncated: false,
         };
         if rec.job.depends.is_empty() {
             rec.set_state(JobState::Queued, time, "job submitted; queued for a worker");
@@ -363,7 +371,14 @@ impl State {
         Ok(Reply::Job(Box::new(rec.job.clone())))
     }
 
-    pub(super) fn job_events(&mut self, job: &str, fence: &Fence, first: Option<u64>, events: Vec<EventIn>) -> Outcome {
+    pub(super) fn job_events(
+        &mut self,
+        job: &str,
+        fence: &Fence,
+        first: Option<u64>,
+        events: Vec<EventIn>,
+        max_log_bytes: Option<u64>,
+    ) -> Outcome {
         self.fenced(job, fence)?;
         let rec = self.jobs.get_mut(job).expect("fenced");
         let skip = match first {
@@ -378,6 +393,20 @@ impl State {
         };
         rec.agent_events += events.len().saturating_sub(skip) as u64;
         for e in events.into_iter().skip(skip) {
+            if let Some(max) = max_log_bytes {
+                if rec.log_truncated {
+                    continue;
+                }
+                if rec.log_bytes + e.payload.len() as u64 > max {
+                    rec.log_truncated = true;
+                    let msg = format!(
+                        "log truncated: the job's log reached its limit of {max} bytes; later output is dropped"
+                    );
+                    rec.push_event("control", e.time, msg);
+                    continue;
+                }
+            }
+            rec.log_bytes += e.payload.len() as u64;
             let seq = rec.events.len() as u64;
             rec.events.push(JobEvent { seq, stream: e.stream, task: e.task, time: e.time, payload: e.payload });
         }

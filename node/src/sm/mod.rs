@@ -99,7 +99,9 @@ impl State {
                 self.bootstrap_worker(&bootstrap_hash, token_hash, time)
             }
             JobStart { job, fence, time } => self.job_start(&job, &fence, time),
-            JobEvents { job, fence, first, events } => self.job_events(&job, &fence, first, events),
+            JobEvents { job, fence, first, events, max_log_bytes } => {
+                self.job_events(&job, &fence, first, events, max_log_bytes)
+            }
             JobOutput { job, fence, output } => self.job_output(&job, &fence, output),
             JobFinish { job, fence, failure, time } => self.job_finish(&job, &fence, failure, time),
             JobTimeout { job, time } => self.job_timeout(&job, time),

@@ -194,7 +194,7 @@ fn events_cmd(job: &str, fence: Fence, lines: &[&str]) -> Command {
         .iter()
         .map(|l| EventIn { stream: "stdout".into(), task: Some(0), time: t(7), payload: l.to_string() })
         .collect();
-    Command::JobEvents { job: job.into(), fence, first: None, events }
+    Command::JobEvents { job: job.into(), fence, first: None, events, max_log_bytes: None }
 }
 
 fn output_cmd(job: &str, fence: Fence, path: &str) -> Command {
@@ -1143,7 +1143,7 @@ fn job_events_are_numbered_by_their_index_without_gaps() {
 
 fn numbered(job: &str, fence: Fence, first: u64, lines: &[&str]) -> Command {
     let Command::JobEvents { job, fence, events, .. } = events_cmd(job, fence, lines) else { unreachable!() };
-    Command::JobEvents { job, fence, first: Some(first), events }
+    Command::JobEvents { job, fence, first: Some(first), events, max_log_bytes: None }
 }
 
 #[test]
@@ -1162,6 +1162,27 @@ fn a_numbered_event_upload_sent_again_adds_nothing_twice() {
     let lines: Vec<&str> =
         s.jobs["J1"].events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.as_str()).collect();
     assert_eq!(lines, ["a", "b", "c"]);
+}
+
+#[test]
+fn a_log_over_its_limit_is_cut_with_a_note_and_numbering_goes_on() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
+    let f = running(&mut s, "J1", "W1");
+    let limited = |first: u64, lines: &[&str]| {
+        let Command::JobEvents { job, fence, events, .. } = events_cmd("J1", f.clone(), lines) else { unreachable!() };
+        Command::JobEvents { job, fence, first: Some(first), events, max_log_bytes: Some(10) }
+    };
+    ok(&mut s, limited(0, &["12345", "6789"]));
+    ok(&mut s, limited(2, &["abc", "d"]));
+    // A retry of the cut upload adds nothing either.
+    ok(&mut s, limited(2, &["abc", "d"]));
+    let rec = &s.jobs["J1"];
+    let lines: Vec<&str> = rec.events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.as_str()).collect();
+    assert_eq!(lines, ["12345", "6789"]);
+    let notes = rec.events.iter().filter(|e| e.payload.starts_with("log truncated")).count();
+    assert_eq!(notes, 1, "{:?}", rec.events);
+    assert_eq!(rec.agent_events, 4);
 }
 
 #[test]
@@ -1969,7 +1990,7 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
             let events = (0..n)
                 .map(|i| EventIn { stream: "stdout".into(), task: Some(0), time, payload: format!("line {step}.{i}") })
                 .collect();
-            Command::JobEvents { fence: fence_for(m, &job, fence), job, first: None, events }
+            Command::JobEvents { fence: fence_for(m, &job, fence), job, first: None, events, max_log_bytes: None }
         }
         Op::Output { job, fence } => {
             let job = agent_job(job);
