@@ -298,3 +298,46 @@ async fn limits_cut_a_long_log_and_refuse_a_big_or_extra_output_with_a_clear_cau
     let why = done.failure.unwrap();
     assert!(why.contains("the most a job may keep"), "{why}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_old_logs_and_outputs_and_collects_their_blobs() {
+    let fx = fixture_with(|cfg| {
+        cfg.retention.purge_after_secs = Some(1);
+        cfg.retention.check_every_secs = 1;
+        cfg.retention.gc_grace_secs = 0;
+    })
+    .await;
+    let blobs = fx.node.node.config().data_dir.join("blobs");
+    let j = fx.admin.job_submit(&job(&format!("{TMP}; echo kept > $T/k.txt; echo hi"), &["/tmp/k.txt"])).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    assert_eq!(walk_files(&blobs), 1, "the output's blob is stored in {}", blobs.display());
+    assert_eq!(fx.admin.job_outputs(&j.id).await.unwrap().len(), 1);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = fx.admin.job(&j.id).await.unwrap();
+        if job.times.contains_key("purged") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never purged: {job:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(fx.admin.job_outputs(&j.id).await.unwrap().is_empty());
+    let ev = fx.admin.job_events(&j.id, 0, None).await.unwrap().events;
+    assert!(ev.iter().all(|e| e.stream == "control") && ev.iter().any(|e| e.payload.contains("purged")), "{ev:?}");
+    // The output's file goes too.
+    let count = || walk_files(&blobs);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count() > 0 {
+        assert!(Instant::now() < deadline, "blob files left in {}", blobs.display());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.flatten()
+        .map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { usize::from(e.file_name().len() == 64) })
+        .sum()
+}

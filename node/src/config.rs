@@ -37,6 +37,9 @@ pub struct NodeConfig {
     /// Sizes and counts a job may not exceed.
     #[serde(default)]
     pub limits: Limits,
+    /// How long finished jobs keep their logs and outputs.
+    #[serde(default)]
+    pub retention: Retention,
     /// Deliberate bugs for proving that the chaos suite's checker catches
     /// them. Never set these on a real cluster.
     #[serde(default, skip_serializing_if = "TestOnly::is_off")]
@@ -59,6 +62,29 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self { max_output_bytes: 1 << 30, max_log_bytes: 1 << 30, max_outputs: 10_000 }
+    }
+}
+
+/// Retention of finished jobs' logs and outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Purge a finished job's log and outputs this long after it ended;
+    /// none keeps them forever. The job record stays, marked purged;
+    /// published files stay published.
+    #[serde(default)]
+    pub purge_after_secs: Option<u64>,
+    /// How often the leader looks for jobs to purge, and each node for
+    /// blob files no job or published file refers to any more.
+    pub check_every_secs: u64,
+    /// An unreferenced blob is deleted only once it is this old (an upload
+    /// is stored before its reference is committed).
+    pub gc_grace_secs: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { purge_after_secs: None, check_every_secs: 300, gc_grace_secs: 3600 }
     }
 }
 
@@ -203,6 +229,7 @@ impl NodeConfig {
             raft: RaftTuning::default(),
             peer: None,
             limits: Limits::default(),
+            retention: Retention::default(),
             test_only: TestOnly::default(),
         }
     }

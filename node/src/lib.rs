@@ -9,6 +9,7 @@ pub mod http;
 pub mod node;
 pub mod openapi;
 pub mod proposer;
+pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod sm;

@@ -59,6 +59,7 @@ pub async fn start(config: NodeConfig) -> anyhow::Result<Running> {
     }
     let beats = tokio::spawn(crate::cluster::heartbeat_push::run(node.clone(), node.peer().cloned()));
     tasks.extend([http, sched, fatal, beats]);
+    tasks.push(tokio::spawn(crate::retention::run(node.clone())));
     tracing::info!(node = node.id(), %http_addr, "node serving");
     Ok(Running { node, http_addr, stop: Some(tx), tasks })
 }

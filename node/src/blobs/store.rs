@@ -127,6 +127,34 @@ impl Blobs {
         }
     }
 
+    /// Deletes blobs not in `keep` and older than `grace`; returns how many.
+    pub async fn collect_garbage(
+        &self,
+        keep: &std::collections::BTreeSet<String>,
+        grace: std::time::Duration,
+    ) -> usize {
+        let mut removed = 0;
+        let Ok(mut top) = tokio::fs::read_dir(&self.dir).await else { return 0 };
+        while let Ok(Some(d)) = top.next_entry().await {
+            let name = d.file_name().to_string_lossy().to_string();
+            if name.len() != 2 || !d.path().is_dir() {
+                continue;
+            }
+            let Ok(mut inner) = tokio::fs::read_dir(d.path()).await else { continue };
+            while let Ok(Some(f)) = inner.next_entry().await {
+                let sha = f.file_name().to_string_lossy().to_string();
+                if sha.len() != 64 || keep.contains(&sha) {
+                    continue;
+                }
+                let age = f.metadata().await.ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|a| a >= grace) && tokio::fs::remove_file(f.path()).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
     /// Reads a whole blob.
     pub async fn read(&self, sha: &str) -> std::io::Result<bytes::Bytes> {
         Ok(tokio::fs::read(self.path(sha)?).await?.into())

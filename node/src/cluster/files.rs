@@ -115,6 +115,7 @@ fn write_node(
             initial_members,
         }),
         limits: Default::default(),
+        retention: Default::default(),
         test_only: Default::default(),
     };
     let path = folder.join("node.toml");

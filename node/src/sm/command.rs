@@ -89,6 +89,9 @@ pub enum Command {
     JobFinish { job: String, fence: Fence, failure: Option<String>, time: Time },
     /// Leader: the job ran past its timeout.
     JobTimeout { job: String, time: Time },
+    /// Leader: a finished job is past its retention; its log and outputs
+    /// go (the job record stays, marked purged).
+    PurgeJob { job: String, time: Time },
 }
 
 /// What a command produced when it was accepted.

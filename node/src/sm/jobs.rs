@@ -53,6 +53,9 @@ pub struct JobRecord {
     /// number their events are deduplicated against it).
     #[serde(default)]
     pub agent_events: u64,
+    /// When its log and outputs were purged (retention).
+    #[serde(default)]
+    pub purged: Option<Time>,
     /// Bytes of agent event payloads kept (for the log size limit).
     #[serde(default)]
     pub log_bytes: u64,
@@ -200,6 +203,7 @@ impl State {
             outputs: Vec::new(),
             store,
             agent_events: 0,
+            purged: None,
             log_bytes: 0,
             log_truncated: false,
         };
@@ -438,6 +442,22 @@ impl State {
         };
         self.end_job(job, state, failure, time, why);
         Ok(Reply::Job(Box::new(self.jobs[job].job.clone())))
+    }
+
+    pub(super) fn purge_job(&mut self, job: &str, time: Time) -> Outcome {
+        let Some(rec) = self.jobs.get_mut(job) else { return not_found("job", job) };
+        if !rec.job.state.is_terminal() {
+            return reject(ErrorCode::Conflict, format!("job {job} is {}, not finished", rec.job.state.as_str()));
+        }
+        if rec.purged.is_some() {
+            return Ok(Reply::Done);
+        }
+        rec.purged = Some(time);
+        rec.outputs.clear();
+        rec.events.clear();
+        rec.push_event("control", time, "log and outputs purged (retention)");
+        rec.job.times.insert("purged".into(), time);
+        Ok(Reply::Done)
     }
 
     pub(super) fn job_timeout(&mut self, job: &str, time: Time) -> Outcome {

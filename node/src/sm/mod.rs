@@ -105,6 +105,7 @@ impl State {
             JobOutput { job, fence, output } => self.job_output(&job, &fence, output),
             JobFinish { job, fence, failure, time } => self.job_finish(&job, &fence, failure, time),
             JobTimeout { job, time } => self.job_timeout(&job, time),
+            PurgeJob { job, time } => self.purge_job(&job, time),
         }
     }
 

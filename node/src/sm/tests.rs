@@ -1186,6 +1186,26 @@ fn a_log_over_its_limit_is_cut_with_a_note_and_numbering_goes_on() {
 }
 
 #[test]
+fn a_purged_job_keeps_its_record_but_not_its_log_or_outputs() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
+    let f = running(&mut s, "J1", "W1");
+    assert_refused(&mut s, Command::PurgeJob { job: "J1".into(), time: t(50) }, ErrorCode::Conflict);
+    ok(&mut s, output_cmd("J1", f.clone(), "/work/a"));
+    ok(&mut s, events_cmd("J1", f.clone(), &["a"]));
+    ok(&mut s, finish_cmd("J1", f, None));
+    ok(&mut s, Command::PurgeJob { job: "J1".into(), time: t(60) });
+    ok(&mut s, Command::PurgeJob { job: "J1".into(), time: t(61) });
+    let rec = &s.jobs["J1"];
+    assert!(rec.outputs.is_empty());
+    assert_eq!(rec.events.len(), 1);
+    assert_eq!(rec.job.state, JobState::Completed);
+    assert_eq!(rec.purged, Some(t(60)));
+    assert!(crate::retention::referenced(&s).is_empty());
+    assert_refused(&mut s, Command::PurgeJob { job: "J9".into(), time: t(60) }, ErrorCode::NotFound);
+}
+
+#[test]
 fn the_same_output_uploaded_again_is_accepted_once() {
     let mut s = world();
     ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
@@ -1592,6 +1612,12 @@ impl Model {
                     return Err(Conflict);
                 }
                 self.end_job(job, JobState::Failed);
+            }
+            Command::PurgeJob { job, .. } => {
+                let j = self.jobs.get(job).ok_or(NotFound)?;
+                if !j.state.is_terminal() {
+                    return Err(Conflict);
+                }
             }
             Command::CreateUser { .. }
             | Command::SetPrivilege { .. }
