@@ -59,7 +59,13 @@ async fn agent(args: Args) -> anyhow::Result<()> {
     let creds = loop {
         match anon.agent_bootstrap(&args.bootstrap_token).await {
             Ok(c) => break c,
-            Err(e) if e.code().is_some() => anyhow::bail!("bootstrap refused: {e}"),
+            // A lost answer or a leader election: ask again (the exchange is
+            // idempotent). A real refusal ends the agent.
+            Err(e)
+                if !matches!(e.code(), None | Some(bm_api::ErrorCode::Unavailable | bm_api::ErrorCode::Internal)) =>
+            {
+                anyhow::bail!("bootstrap refused: {e}")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot reach the cluster; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;

@@ -4,6 +4,10 @@
 //! force on the [`Net`] (cut links, partitions, isolation, random drops,
 //! duplicates and delays). See `README.md` for how a harness wires it up.
 
+pub mod check;
+pub mod history;
+pub mod run;
+
 mod cuts;
 mod delay;
 mod guard;

@@ -22,8 +22,11 @@
 //! the leader over QUIC). Failover: a writer starts a submit every 5 ms
 //! through a client of all nodes, the leader is killed, and the figure is
 //! the time from the kill to the first acknowledged submit that started
-//! after it. The killed node is restarted and waited for (applied index
-//! equal to the leader's) before the next trial.
+//! after it. Also printed: when a surviving node first named the new leader
+//! (its cluster view, asked every 20 ms), and the longest wait between two
+//! acknowledgements of a second client that submits one at a time. The
+//! killed node is restarted and waited for (applied index equal to the
+//! leader's) before the next trial.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -104,6 +107,7 @@ impl Bench {
             b.spawn(id)?;
         }
         b.wait_leader(Duration::from_secs(30)).await?;
+        b.settle(Duration::from_secs(60)).await?;
         let admin = b.client();
         default_target(&admin).await;
         // No factory: keep the scheduler from adding commands of its own.
@@ -170,6 +174,37 @@ impl Bench {
         }
     }
 
+    /// Waits until every node names the same leader in the same term and
+    /// has applied as far as it (a node that starts late may still cause an
+    /// election at start; measurements begin after it).
+    async fn settle(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        loop {
+            let mut seen = Vec::new();
+            for id in self.procs.keys() {
+                seen.push(self.node_status(*id).await.map(|s| (s.leader, s.term, s.applied)));
+            }
+            if seen.iter().all(|s| s.is_some_and(|s| s.0.is_some()) && *s == seen[0]) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "cluster not settled: {seen:?}; logs in {}",
+                self.path.display()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Index of each node's last snapshot.
+    async fn snapshots(&self) -> Vec<Option<u64>> {
+        let mut v = Vec::new();
+        for id in self.procs.keys() {
+            v.push(self.node_status(*id).await.and_then(|s| s.snapshot));
+        }
+        v
+    }
+
     /// The leader's current term.
     async fn term(&self) -> anyhow::Result<u64> {
         let l = self.wait_leader(Duration::from_secs(30)).await?;
@@ -211,14 +246,17 @@ struct Point {
     ops: usize,
     secs: f64,
     lat: Vec<Duration>,
+    /// Latencies of the submits that entered at a follower.
+    via_follower: Vec<Duration>,
     errors: usize,
     first_error: Option<String>,
 }
 
 /// `clients` concurrent clients submit in a loop; request `i` of client
-/// `c` goes to `routes[(c + i) % routes.len()]`. Counts what completes in
-/// the `measure` window after `WARM_UP`.
-async fn load(routes: &[Client], clients: usize, measure: Duration, tag: &str) -> Point {
+/// `c` goes to `routes[(c + i) % routes.len()]` (the leader is
+/// `routes[leader]`). Counts what completes in the `measure` window after
+/// `WARM_UP`.
+async fn load(routes: &[Client], leader: usize, clients: usize, measure: Duration, tag: &str) -> Point {
     // 0 warm-up, 1 measuring, 2 stop.
     let phase = Arc::new(AtomicU8::new(0));
     let mut tasks = Vec::new();
@@ -226,20 +264,27 @@ async fn load(routes: &[Client], clients: usize, measure: Duration, tag: &str) -
         let (routes, phase, tag) = (routes.to_vec(), phase.clone(), tag.to_string());
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors, mut first_error) = (Vec::new(), 0, None);
+            let mut via_follower = Vec::new();
             let mut i = 0usize;
             loop {
                 let ph = phase.load(Ordering::Relaxed);
                 if ph == 2 {
                     break;
                 }
-                let client = &routes[(c + i) % routes.len()];
+                let route = (c + i) % routes.len();
+                let client = &routes[route];
                 let job = JobSubmit::script(&format!("{tag}-c{c}-{i}"), "default", "true");
                 let t = Instant::now();
                 let r = client.job_submit(&job).await;
                 let d = t.elapsed();
                 if phase.load(Ordering::Relaxed) == 1 {
                     match r {
-                        Ok(_) => lat.push(d),
+                        Ok(_) => {
+                            lat.push(d);
+                            if route != leader {
+                                via_follower.push(d);
+                            }
+                        }
                         Err(e) => {
                             errors += 1;
                             first_error.get_or_insert(e.to_string());
@@ -252,7 +297,7 @@ async fn load(routes: &[Client], clients: usize, measure: Duration, tag: &str) -
                 }
                 i += 1;
             }
-            (lat, errors, first_error)
+            (lat, via_follower, errors, first_error)
         }));
     }
     tokio::time::sleep(WARM_UP).await;
@@ -261,10 +306,11 @@ async fn load(routes: &[Client], clients: usize, measure: Duration, tag: &str) -
     tokio::time::sleep(measure).await;
     phase.store(2, Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64();
-    let mut p = Point { ops: 0, secs, lat: Vec::new(), errors: 0, first_error: None };
+    let mut p = Point { ops: 0, secs, lat: Vec::new(), via_follower: Vec::new(), errors: 0, first_error: None };
     for t in tasks {
-        let (lat, errors, first_error) = t.await.expect("client task");
+        let (lat, via_follower, errors, first_error) = t.await.expect("client task");
         p.lat.extend(lat);
+        p.via_follower.extend(via_follower);
         p.errors += errors;
         if p.first_error.is_none() {
             p.first_error = first_error;
@@ -272,6 +318,7 @@ async fn load(routes: &[Client], clients: usize, measure: Duration, tag: &str) -
     }
     p.ops = p.lat.len();
     p.lat.sort();
+    p.via_follower.sort();
     p
 }
 
@@ -280,22 +327,42 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
     let leader = b.wait_leader(Duration::from_secs(30)).await?;
     println!();
     println!(
-        "throughput: {secs} s per point after {} s warm-up, default Raft tuning, leader is node {leader}",
-        WARM_UP.as_secs()
+        "throughput: {secs} s per point after {} s warm-up, default Raft tuning, leader is node {leader}, load average {}",
+        WARM_UP.as_secs(),
+        loadavg()
     );
+    println!("(elections: term changes during the point; snapshots: nodes that built a snapshot during it)");
     println!(
-        "{:>8} {:>8} {:>11} {:>8} {:>8} {:>8} {:>9} {:>7} {:>10}",
-        "route", "clients", "commands/s", "p50 ms", "p99 ms", "max ms", "commits", "errors", "elections"
+        "{:>7} {:>7} {:>10} {:>7} {:>7} {:>7} {:>8} {:>6} {:>9} {:>9} {:>14}",
+        "route",
+        "clients",
+        "commands/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "commits",
+        "errors",
+        "elections",
+        "snapshots",
+        "via follower p50/p99 ms"
     );
-    let leader_only = vec![b.client_of(leader)];
-    let spread: Vec<Client> = b.planned.keys().map(|id| b.client_of(*id)).collect();
-    for (route, routes) in [("leader", &leader_only), ("spread", &spread)] {
+    let ids: Vec<u64> = b.planned.keys().copied().collect();
+    let leader_only = (vec![b.client_of(leader)], 0);
+    let spread =
+        (ids.iter().map(|id| b.client_of(*id)).collect::<Vec<_>>(), ids.iter().position(|id| *id == leader).unwrap());
+    for (route, (routes, at)) in [("leader", &leader_only), ("spread", &spread)] {
         for clients in [1usize, 16, 256] {
-            let term = b.term().await?;
-            let p = load(routes, clients, Duration::from_secs(secs), &format!("{route}{clients}")).await;
+            let (term, snaps) = (b.term().await?, b.snapshots().await);
+            let p = load(routes, *at, clients, Duration::from_secs(secs), &format!("{route}{clients}")).await;
             let elections = b.term().await?.saturating_sub(term);
+            let snapshots = b.snapshots().await.iter().zip(&snaps).filter(|(a, b)| a != b).count();
+            let via = if p.via_follower.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.2} / {:.2}", ms(pct(&p.via_follower, 0.50)), ms(pct(&p.via_follower, 0.99)))
+            };
             println!(
-                "{:>8} {:>8} {:>11.0} {:>8.2} {:>8.2} {:>8.2} {:>9} {:>7} {:>10}",
+                "{:>7} {:>7} {:>10.0} {:>7.2} {:>7.2} {:>7.2} {:>8} {:>6} {:>9} {:>9} {:>14}",
                 route,
                 clients,
                 p.ops as f64 / p.secs,
@@ -305,9 +372,11 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
                 p.ops,
                 p.errors,
                 elections,
+                snapshots,
+                via,
             );
             if let Some(e) = p.first_error {
-                println!("         first error: {e}");
+                println!("        first error: {e}");
             }
         }
     }
@@ -319,11 +388,14 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What one failover trial measured.
+/// What one failover trial measured, from the kill.
 struct Trial {
-    /// Kill to the first acknowledged submit that started after the kill.
+    /// Until a surviving node first named a new leader (polled every 20 ms).
+    elected: Option<Duration>,
+    /// Until the first acknowledged submit that started after the kill.
     failover: Option<Duration>,
-    /// Kill to the first acknowledgement a one-at-a-time client got.
+    /// Not from the kill: the longest wait between two acknowledgements a
+    /// one-at-a-time client (a submit, then the next) saw around the kill.
     sequential: Option<Duration>,
 }
 
@@ -377,28 +449,78 @@ fn sequential_writer(
     })
 }
 
+/// Asks every survivor for its cluster view every 20 ms (each ask in its
+/// own task: an answer waits up to 1 s for the dead member); records the
+/// earliest start of an ask answered with a new leader in a later term.
+fn election_watch(
+    survivors: Vec<Client>,
+    old: u64,
+    old_term: u64,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Option<Instant>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut asks = tokio::task::JoinSet::new();
+        while !stop.load(Ordering::Relaxed) && seen.lock().unwrap().is_none() {
+            tick.tick().await;
+            for c in &survivors {
+                let (c, seen) = (c.clone(), seen.clone());
+                asks.spawn(async move {
+                    let t = Instant::now();
+                    if let Ok(s) = c.cluster_status().await {
+                        if s.term > old_term && s.leader.is_some_and(|l| l != old) {
+                            let mut g = seen.lock().unwrap();
+                            if g.is_none_or(|x| t < x) {
+                                *g = Some(t);
+                            }
+                        }
+                    }
+                });
+            }
+            while asks.try_join_next().is_some() {}
+        }
+        // Asks started earlier may still answer with an earlier time.
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_secs(3), asks.join_next()).await {}
+    })
+}
+
 async fn failover_trial(b: &mut Bench, n: u64) -> anyhow::Result<Trial> {
     let stop = Arc::new(AtomicBool::new(false));
     let paced_acks = Arc::new(Mutex::new(Vec::new()));
     let seq_acks = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Mutex::new(None));
     let paced = paced_writer(b.client(), stop.clone(), paced_acks.clone());
     let seq = sequential_writer(b.client(), stop.clone(), seq_acks.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let old = b.wait_leader(Duration::from_secs(30)).await?;
+    let old_term = b.status_of(old).await.map(|s| s.term).unwrap_or(0);
+    let survivors: Vec<Client> = b.planned.keys().filter(|id| **id != old).map(|id| b.client_of(*id)).collect();
     let before = paced_acks.lock().unwrap().len();
     let killed = Instant::now();
     b.kill(old);
+    let watch = election_watch(survivors, old, old_term, stop.clone(), seen.clone());
     let deadline = killed + Duration::from_secs(30);
-    let mut t = Trial { failover: None, sequential: None };
-    while Instant::now() < deadline && (t.failover.is_none() || t.sequential.is_none()) {
+    let mut t = Trial { elected: None, failover: None, sequential: None };
+    // Until the paced writer got a commit, and the one-at-a-time client
+    // one more after that (it may be stuck in a call begun before).
+    let mut seq_back = false;
+    while Instant::now() < deadline && !seq_back {
         tokio::time::sleep(Duration::from_millis(10)).await;
         t.failover = paced_acks.lock().unwrap().iter().filter(|(s, _)| *s >= killed).map(|(_, e)| *e - killed).min();
-        t.sequential = seq_acks.lock().unwrap().iter().filter(|e| **e > killed).map(|e| *e - killed).min();
+        seq_back = t.failover.is_some_and(|f| seq_acks.lock().unwrap().last().is_some_and(|e| *e > killed + f));
     }
     stop.store(true, Ordering::Relaxed);
     seq.abort();
     let _ = paced.await;
     let _ = seq.await;
+    let _ = watch.await;
+    t.elected = seen.lock().unwrap().map(|s| s.saturating_duration_since(killed));
+    if seq_back {
+        let acks = seq_acks.lock().unwrap().clone();
+        let from = acks.iter().rposition(|e| *e <= killed).unwrap_or(0);
+        t.sequential = acks[from..].windows(2).map(|w| w[1] - w[0]).max();
+    }
     let new = b.wait_leader(Duration::from_secs(30)).await?;
     let term = b.status_of(new).await.map(|s| s.term).unwrap_or(0);
     let restart = Instant::now();
@@ -406,8 +528,9 @@ async fn failover_trial(b: &mut Bench, n: u64) -> anyhow::Result<Trial> {
     b.wait_caught_up(old, Duration::from_secs(120)).await?;
     let show = |d: Option<Duration>| d.map(|d| format!("{:.0} ms", ms(d))).unwrap_or_else(|| "none in 30 s".into());
     println!(
-        "  trial {n:>2}: killed leader {old} ({before} acks before), new leader {new} (term {term}): \
-         failover {}, one-at-a-time client {}; restarted node caught up in {:.2} s",
+        "  trial {n:>2}: killed leader {old} (term {old_term}, {before} acks before), new leader {new} (term {term}) \
+         named after {}; first commit after {}; one-at-a-time client waited {}; restarted node caught up in {:.2} s",
+        show(t.elected),
         show(t.failover),
         show(t.sequential),
         restart.elapsed().as_secs_f64()
@@ -415,26 +538,48 @@ async fn failover_trial(b: &mut Bench, n: u64) -> anyhow::Result<Trial> {
     Ok(t)
 }
 
-async fn failover(name: &str, tuning: RaftTuning, trials: u64) -> anyhow::Result<(Vec<Duration>, Vec<Duration>, u64)> {
+/// Sorted durations of each kind over the trials, and how many trials
+/// saw no commit within 30 s.
+struct Series {
+    elected: Vec<Duration>,
+    failover: Vec<Duration>,
+    sequential: Vec<Duration>,
+    failed: u64,
+}
+
+async fn failover(name: &str, tuning: RaftTuning, trials: u64) -> anyhow::Result<Series> {
     println!();
     println!(
-        "failover, {name} tuning (heartbeat {} ms, election timeout {}-{} ms), {trials} trials:",
-        tuning.heartbeat_ms, tuning.election_timeout_min_ms, tuning.election_timeout_max_ms
+        "failover, {name} tuning (heartbeat {} ms, election timeout {}-{} ms), {trials} trials, load average {}:",
+        tuning.heartbeat_ms,
+        tuning.election_timeout_min_ms,
+        tuning.election_timeout_max_ms,
+        loadavg()
     );
     let mut b = Bench::start(tuning).await?;
-    let (mut fo, mut seq, mut failed) = (Vec::new(), Vec::new(), 0);
+    let mut s = Series { elected: Vec::new(), failover: Vec::new(), sequential: Vec::new(), failed: 0 };
     for n in 1..=trials {
         let t = failover_trial(&mut b, n).await?;
         match t.failover {
-            Some(d) => fo.push(d),
-            None => failed += 1,
+            Some(d) => s.failover.push(d),
+            None => s.failed += 1,
         }
-        seq.extend(t.sequential);
+        s.elected.extend(t.elected);
+        s.sequential.extend(t.sequential);
     }
     b.finish();
-    fo.sort();
-    seq.sort();
-    Ok((fo, seq, failed))
+    s.elected.sort();
+    s.failover.sort();
+    s.sequential.sort();
+    Ok(s)
+}
+
+/// "median (min-max)" in milliseconds.
+fn spread_ms(sorted: &[Duration]) -> String {
+    match (sorted.first(), sorted.last()) {
+        (Some(lo), Some(hi)) => format!("{:.0} ({:.0}-{:.0})", ms(median(sorted)), ms(*lo), ms(*hi)),
+        _ => "-".into(),
+    }
 }
 
 fn machine() -> String {
@@ -474,22 +619,22 @@ async fn main() -> anyhow::Result<()> {
         rows.push((name, tuning, r));
     }
     println!();
-    println!("failover (kill -9 of the leader to the first acknowledged submit started after it):");
+    println!("failover, ms from kill -9 of the leader, median (min-max) of {trials} trials");
+    println!("(one-at-a-time wait: longest wait between two acknowledgements of a client submitting one at a time):");
     println!(
-        "{:>8} {:>10} {:>12} {:>8} {:>10} {:>8} {:>7} {:>20}",
-        "tuning", "heartbeat", "election", "min ms", "median ms", "max ms", "failed", "one-at-a-time median"
+        "{:>8} {:>9} {:>10} {:>20} {:>20} {:>20} {:>6}",
+        "tuning", "heartbeat", "election", "new leader named", "first commit", "one-at-a-time wait", "failed"
     );
-    for (name, t, (fo, seq, failed)) in rows {
+    for (name, t, s) in rows {
         println!(
-            "{:>8} {:>10} {:>12} {:>8.0} {:>10.0} {:>8.0} {:>7} {:>17.0} ms",
+            "{:>8} {:>9} {:>10} {:>20} {:>20} {:>20} {:>6}",
             name,
             format!("{} ms", t.heartbeat_ms),
             format!("{}-{} ms", t.election_timeout_min_ms, t.election_timeout_max_ms),
-            ms(fo.first().copied().unwrap_or_default()),
-            ms(median(&fo)),
-            ms(fo.last().copied().unwrap_or_default()),
-            failed,
-            ms(median(&seq)),
+            spread_ms(&s.elected),
+            spread_ms(&s.failover),
+            spread_ms(&s.sequential),
+            s.failed,
         );
     }
     println!("load average at the end: {}", loadavg());

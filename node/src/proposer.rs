@@ -204,8 +204,9 @@ async fn commit_anywhere(ctx: &Ctx, ep: &PeerEndpoint, bytes: Vec<u8>) -> Result
                 Err(e) => return Err(write_error(e)),
             },
             Leader::Unknown => tokio::time::sleep(Duration::from_millis(20)).await,
-            Leader::Other { peer_addr, .. } => {
-                match forward::call(ep, &peer_addr, &PeerCall::Propose(bytes.clone()), forward::CALL_TIMEOUT).await? {
+            Leader::Other { id, peer_addr } => {
+                let call = PeerCall::Propose(bytes.clone());
+                match forward::call_leader(&ctx.raft, ep, id, &peer_addr, &call).await? {
                     Called::Ok(answer) => return Ok(answer),
                     Called::NotLeader => tokio::time::sleep(Duration::from_millis(20)).await,
                 }

@@ -69,6 +69,27 @@ pub async fn call(ep: &PeerEndpoint, peer_addr: &str, call: &PeerCall, timeout: 
     }
 }
 
+/// Like [`call`] to the leader `leader`, but gives up as soon as this node
+/// learns of another leader (or none): a call stuck on a dead leader would
+/// otherwise wait for QUIC's idle timeout. The outcome is then unknown.
+pub async fn call_leader(
+    raft: &Raft,
+    ep: &PeerEndpoint,
+    leader: u64,
+    peer_addr: &str,
+    call: &PeerCall,
+) -> Result<Called, ApiError> {
+    let wait = raft.wait(None);
+    let moved = wait.metrics(|m| m.current_leader != Some(leader), "the leader changed");
+    tokio::select! {
+        r = self::call(ep, peer_addr, call, CALL_TIMEOUT) => r,
+        _ = moved => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("leader {leader} went away while the call was in flight; its outcome is unknown"),
+        )),
+    }
+}
+
 fn peer_error(addr: &str, e: PeerError) -> ApiError {
     match e {
         PeerError::Timeout => ApiError::new(

@@ -16,7 +16,7 @@ use warp::Reply as _;
 
 use super::users::unexpected;
 use super::{reply, Ctx};
-use crate::auth::{hash_token, new_token, Caller};
+use crate::auth::{hash_token, Caller};
 use crate::sm::{Command, EventIn, Fence, Reply, State};
 
 /// Longest instruction long-poll.
@@ -38,7 +38,9 @@ fn worker(ctx: &Ctx) -> Result<String, ApiError> {
     request_body = BootstrapRequest, responses((status = 200, body = Bootstrapped), (status = 401, body = ApiError)))]
 pub async fn bootstrap(ctx: Ctx, raw: Bytes) -> Result<Bootstrapped, ApiError> {
     let req: BootstrapRequest = reply::body(&raw)?;
-    let token = new_token();
+    // Derived, not random: an agent whose answer was lost asks again with
+    // the same bootstrap token and gets the same credential.
+    let token = worker_token(&req.bootstrap_token);
     let cmd = Command::BootstrapWorker {
         bootstrap_hash: hash_token(&req.bootstrap_token),
         token_hash: hash_token(&token),
@@ -48,6 +50,12 @@ pub async fn bootstrap(ctx: Ctx, raw: Bytes) -> Result<Bootstrapped, ApiError> {
         Reply::Worker(w) => Ok(Bootstrapped { worker: w.id, token }),
         other => Err(unexpected(other)),
     }
+}
+
+/// The worker credential a bootstrap token exchanges for.
+fn worker_token(bootstrap_token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("bm worker credential\0{bootstrap_token}").as_bytes()))
 }
 
 fn instruction(s: &State, worker: &str) -> Result<Instruction, ApiError> {

@@ -1206,6 +1206,20 @@ fn a_purged_job_keeps_its_record_but_not_its_log_or_outputs() {
 }
 
 #[test]
+fn a_bootstrap_sent_again_gets_the_same_credential_and_nothing_else_does() {
+    let mut s = world();
+    ready_worker(&mut s, "W1", "linux");
+    // The agent's first answer was lost: the same exchange again.
+    let Reply::Worker(w) = ok(&mut s, bootstrap_cmd("bh-W1", "wt-W1")) else { panic!("not a worker") };
+    assert_eq!(w.id, "W1");
+    // Another credential for the same bootstrap token is refused.
+    assert_refused(&mut s, bootstrap_cmd("bh-W1", "wt-other"), ErrorCode::Unauthorized);
+    // And none at all once the worker is going away.
+    ok(&mut s, Command::RecycleWorker { worker: "W1".into(), time: t(9) });
+    assert_refused(&mut s, bootstrap_cmd("bh-W1", "wt-W1"), ErrorCode::Unauthorized);
+}
+
+#[test]
 fn the_same_output_uploaded_again_is_accepted_once() {
     let mut s = world();
     ok(&mut s, submit_cmd("J1", ALICE, job("linux")));

@@ -169,16 +169,22 @@ impl State {
     }
 
     pub(super) fn bootstrap_worker(&mut self, bootstrap_hash: &str, token_hash: String, time: Time) -> Outcome {
-        if self.tokens.contains_key(&token_hash) {
-            return reject(ErrorCode::Conflict, "token already in use");
-        }
-        let found = self.workers.values_mut().find(|w| {
-            w.worker.state == WorkerState::Bootstrapping && w.bootstrap_hash.as_deref() == Some(bootstrap_hash)
-        });
+        let found = self.workers.values_mut().find(|w| w.bootstrap_hash.as_deref() == Some(bootstrap_hash));
         let Some(w) = found else {
             return reject(ErrorCode::Unauthorized, "bootstrap token is unknown or was already used");
         };
-        w.bootstrap_hash = None;
+        match w.worker.state {
+            WorkerState::Bootstrapping => {}
+            // The same exchange again (its answer was lost): the credential
+            // is derived from the bootstrap token, so it is the same one.
+            WorkerState::Ready | WorkerState::Assigned if w.token_hash.as_deref() == Some(token_hash.as_str()) => {
+                return Ok(Reply::Worker(w.worker.clone()));
+            }
+            _ => return reject(ErrorCode::Unauthorized, "bootstrap token is unknown or was already used"),
+        }
+        if self.tokens.contains_key(&token_hash) {
+            return reject(ErrorCode::Conflict, "token already in use");
+        }
         w.token_hash = Some(token_hash.clone());
         w.set_state(WorkerState::Ready, time);
         let out = w.worker.clone();
