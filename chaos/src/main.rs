@@ -38,6 +38,10 @@ struct Args {
     /// Keep the run folder (history, node logs) even when all is well
     #[arg(long)]
     keep: bool,
+    /// Run the nodes with a deliberate bug (acknowledge job submissions
+    /// before they commit) to see the checker catch it; a test-only switch.
+    #[arg(long)]
+    bug_ack_before_commit: bool,
 }
 
 /// The `bm` binary: `--bm`, else the one beside this program.
@@ -85,6 +89,7 @@ async fn main() -> ExitCode {
     cfg.clients = args.clients;
     cfg.readers = args.readers;
     cfg.keep = args.keep;
+    cfg.bug_ack_before_commit = args.bug_ack_before_commit;
     match run(cfg).await {
         Ok(summary) => {
             println!("{summary}");

@@ -65,7 +65,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ProcCluster {
     /// Writes the files of an `n`-node cluster under `dir`, starts every node and waits for a leader.
-    pub async fn start(dir: &Path, bm: &Path, n: u64, seed: u64) -> anyhow::Result<Self> {
+    /// `bug` turns on the nodes' deliberate `test_only.ack_before_commit` bug.
+    pub async fn start(dir: &Path, bm: &Path, n: u64, seed: u64, bug: bool) -> anyhow::Result<Self> {
         let net = Net::new(seed);
         let mut planned = BTreeMap::new();
         for id in 1..=n {
@@ -76,7 +77,14 @@ impl ProcCluster {
             planned.insert(id, node);
         }
         let list: Vec<PlannedNode> = planned.values().cloned().collect();
-        files::init_cluster(&dir.join("c"), &list, chaos_tuning()).context("cannot write the cluster files")?;
+        let configs =
+            files::init_cluster(&dir.join("c"), &list, chaos_tuning()).context("cannot write the cluster files")?;
+        if bug {
+            for c in &configs {
+                let mut f = std::fs::OpenOptions::new().append(true).open(c)?;
+                std::io::Write::write_all(&mut f, b"\n[test_only]\nack_before_commit = true\n")?;
+            }
+        }
         let token = std::fs::read_to_string(dir.join("c/admin-token")).context("no admin token")?.trim().to_string();
         let c = Self {
             dir: dir.to_path_buf(),

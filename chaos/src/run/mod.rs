@@ -53,6 +53,9 @@ pub struct RunConfig {
     pub settle: Duration,
     /// Keep the run folder even when nothing was violated.
     pub keep: bool,
+    /// Runs the nodes with the deliberate bug `test_only.ack_before_commit`,
+    /// to show the checker catches lost acknowledged jobs.
+    pub bug_ack_before_commit: bool,
 }
 
 impl RunConfig {
@@ -69,6 +72,7 @@ impl RunConfig {
             max_workers: 4,
             settle: Duration::from_secs(150),
             keep: false,
+            bug_ack_before_commit: false,
         }
     }
 }
@@ -108,7 +112,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunSummary> {
 }
 
 async fn run_in(cfg: &RunConfig, dir: PathBuf, schedule: Vec<Planned>) -> anyhow::Result<RunSummary> {
-    let cluster = Arc::new(ProcCluster::start(&dir, &cfg.bm, cfg.nodes, cfg.seed).await?);
+    let cluster = Arc::new(ProcCluster::start(&dir, &cfg.bm, cfg.nodes, cfg.seed, cfg.bug_ack_before_commit).await?);
     cluster.start_factory(cfg.max_workers).await?;
     tracing::info!("cluster of {} nodes and the factory are up", cfg.nodes);
     let rec = Recorder::new();
