@@ -58,6 +58,11 @@ impl Node {
             election_timeout_max: t.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
             max_in_snapshot_log_to_keep: t.keep_after_snapshot,
+            // A snapshot goes in 1 MiB pieces, each of which may take a
+            // while to write on a busy follower (openraft's 200 ms default
+            // makes a loaded node start over forever).
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 10_000,
             ..Default::default()
         };
         let raft_config = Arc::new(raft_config.validate()?);

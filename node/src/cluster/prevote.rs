@@ -6,13 +6,17 @@
 //! link heals it rejoins as a follower instead of forcing an election on a
 //! healthy cluster.
 //!
-//! The loop switches openraft's own election timer on and off; openraft
-//! still decides when to stand and runs the real vote.
+//! The loop switches openraft's own election timer on and off, and once the
+//! pre-vote is won it asks openraft to stand at once (after a random pause,
+//! so that followers that lost the same leader do not split the vote)
+//! rather than wait out one more election timeout; openraft runs the real
+//! vote.
 
 use std::time::Duration;
 
 use bm_raft::{codec, PeerEndpoint};
 use openraft::{LogId, ServerState};
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::forward::{self, Called};
@@ -45,6 +49,8 @@ pub async fn run(node: Node, ep: PeerEndpoint) {
     let tick = Duration::from_millis(t.heartbeat_ms.max(10));
     let raft = node.raft().clone();
     raft.runtime_config().elect(false);
+    let min = Duration::from_millis(t.election_timeout_min_ms);
+    let mut last_stand: Option<tokio::time::Instant> = None;
     loop {
         tokio::time::sleep(tick).await;
         let m = raft.metrics().borrow().clone();
@@ -79,5 +85,16 @@ pub async fn run(node: Node, ep: PeerEndpoint) {
         let granted = 1 + futures::future::join_all(asks).await.into_iter().filter(|g| *g).count();
         let majority = granted * 2 > voters.len();
         raft.runtime_config().elect(majority);
+        let rested = last_stand.is_none_or(|t| t.elapsed() > lease);
+        if majority && rested && m.state != ServerState::Candidate {
+            let pause = rand::thread_rng().gen_range(Duration::ZERO..=min / 2);
+            tokio::time::sleep(pause).await;
+            let still = ep.leader_contact().since().is_none_or(|d| d > lease);
+            let state = raft.metrics().borrow().state;
+            if still && !node.is_quiet() && matches!(state, ServerState::Follower) {
+                last_stand = Some(tokio::time::Instant::now());
+                let _ = raft.trigger().elect().await;
+            }
+        }
     }
 }
