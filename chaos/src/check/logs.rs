@@ -63,12 +63,7 @@ pub fn check(h: &History, _cfg: &CheckConfig) -> Verdict {
                     .1 += 1;
             }
         }
-        for (_, (mut v, n)) in bad {
-            if n > 1 {
-                v.message.push_str(&format!(" (and {} more bad reads from that node)", n - 1));
-            }
-            violations.push(v);
-        }
+        violations.extend(super::verdict::first_per_node(bad));
         violations.extend(disagreements(job, &full_reads));
     }
     Verdict::new(NAME, written.len(), violations, vec![])

@@ -76,12 +76,7 @@ pub fn check(h: &History, cfg: &CheckConfig) -> Verdict {
                     .1 += 1;
             }
         }
-        for (_, (mut v, n)) in bad {
-            if n > 1 {
-                v.message.push_str(&format!(" (and {} more bad reads from that node)", n - 1));
-            }
-            violations.push(v);
-        }
+        violations.extend(super::verdict::first_per_node(bad));
         let mut finals = last_final.iter();
         if let Some((&first, &(first_op, first_sha))) = finals.next() {
             for (&node, &(op, sha)) in finals.filter(|(_, (_, sha))| *sha != first_sha) {

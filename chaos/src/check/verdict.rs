@@ -68,6 +68,17 @@ impl Violation {
     }
 }
 
+/// Each node's first bad read, noting how many more bad reads that node
+/// gave (the checkers keep one violation per node, not one per read).
+pub fn first_per_node<K>(bad: std::collections::BTreeMap<K, (Violation, usize)>) -> impl Iterator<Item = Violation> {
+    bad.into_values().map(|(mut v, n)| {
+        if n > 1 {
+            v.message.push_str(&format!(" (and {} more bad reads from that node)", n - 1));
+        }
+        v
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
