@@ -30,5 +30,10 @@ async fn the_checker_catches_nodes_that_acknowledge_before_commit() {
     println!("{summary}");
     assert!(!summary.ok(), "the checker missed the bug\n{summary}");
     let violated = summary.report.violated();
-    assert!(violated.contains(&"lost_jobs"), "violated: {violated:?}\n{summary}");
+    // Which symptom shows depends on when the faults strike: an acknowledged
+    // job lost, or reads that see an acknowledged job missing (or both).
+    assert!(
+        violated.iter().any(|v| ["lost_jobs", "linearizable_job_state"].contains(v)),
+        "violated: {violated:?}\n{summary}"
+    );
 }

@@ -31,12 +31,20 @@ pub struct Ctx {
     /// The node serving the request.
     pub node: Node,
     auth: Option<String>,
+    /// An unknown token could not be checked against the leader.
+    unsure: bool,
 }
 
 impl Ctx {
     /// The authenticated caller, or 401.
     pub fn caller(&self) -> Result<Caller, ApiError> {
-        self.node.read(|s| authenticate(self.auth.as_deref(), self.node.admin_hash(), s))
+        match self.node.read(|s| authenticate(self.auth.as_deref(), self.node.admin_hash(), s)) {
+            Err(e) if self.unsure && e.code == bm_api::ErrorCode::Unauthorized => Err(ApiError::new(
+                bm_api::ErrorCode::Unavailable,
+                "this node cannot check the token right now (no leader); retry",
+            )),
+            other => other,
+        }
     }
 
     /// The caller, who must be an administrator (403 otherwise).
@@ -50,8 +58,8 @@ impl Ctx {
 fn ctx(node: Node) -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
     warp::any().map(move || node.clone()).and(warp::header::optional::<String>("authorization")).then(
         |node: Node, auth: Option<String>| async move {
-            let ctx = Ctx { node, auth };
-            catch_up_on_unknown_token(&ctx).await;
+            let mut ctx = Ctx { node, auth, unsure: false };
+            ctx.unsure = !catch_up_on_unknown_token(&ctx).await;
             ctx
         },
     )
@@ -62,13 +70,16 @@ fn ctx(node: Node) -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + C
 /// next on another). Before refusing it, a follower catches up with the
 /// leader's commit index (a read-index barrier), so a caller never sees
 /// its own acknowledged write missing.
-async fn catch_up_on_unknown_token(ctx: &Ctx) {
+/// Answers false when it could not catch up (no leader right now): the
+/// token may exist, so the caller is told to retry rather than refused.
+async fn catch_up_on_unknown_token(ctx: &Ctx) -> bool {
     if ctx.auth.is_none() || ctx.node.peer().is_none() {
-        return;
+        return true;
     }
     if matches!(ctx.caller(), Err(e) if e.code == bm_api::ErrorCode::Unauthorized) {
-        let _ = ctx.node.read_linearizable(|_| ()).await;
+        return ctx.node.read_linearizable(|_| ()).await.is_ok();
     }
+    true
 }
 
 fn raw_query() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
