@@ -1,8 +1,8 @@
 //! Collecting a finished job's outputs by its rules and uploading them.
 
 use bm_api::agent::AgentEvent;
+use bm_api::agent_link::AgentClient as Client;
 use bm_api::output_rule::OutputRule;
-use bm_api::Client;
 use chrono::Utc;
 use tokio::sync::mpsc;
 

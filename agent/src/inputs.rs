@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use bm_api::agent::Assignment;
-use bm_api::Client;
+use bm_api::agent_link::AgentClient as Client;
 use sha2::{Digest, Sha256};
 
 use crate::outputs::create_input_file;
@@ -16,8 +16,7 @@ pub async fn fetch(client: &Client, a: &Assignment, layout: &Layout) -> anyhow::
     let mut n = 0;
     for set in &a.inputs {
         for o in &set.outputs {
-            let resp = client.agent_input(&a.job.id, a.epoch, &o.id).await?;
-            let bytes = resp.bytes().await?;
+            let bytes = client.agent_input(&a.job.id, a.epoch, &o.id).await?;
             let sha = hex::encode(Sha256::digest(&bytes));
             if sha != o.sha256 {
                 anyhow::bail!(

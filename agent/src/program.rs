@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::run::{self, Ending, Layout, RunAs};
 use bm_api::agent::Instruction;
+use bm_api::agent_link::{AgentClient, AgentLink};
 use bm_api::Client;
 use clap::Parser;
 
@@ -13,8 +14,20 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "bm-agent", version, about = "The bm agent, run inside a worker")]
 struct Args {
-    /// Base URL of a cluster node (repeat or comma-separate for several).
-    #[arg(long, env = "BM_AGENT_URL", value_delimiter = ',', required = true)]
+    /// QUIC address ("host:port") of a cluster node (repeat or
+    /// comma-separate for several); the agent uses the nearest that answers.
+    #[arg(long, env = "BM_AGENT_QUIC", value_delimiter = ',', required_unless_present = "url")]
+    quic: Vec<String>,
+    /// The cluster CA certificate (PEM file) to verify nodes against over QUIC.
+    #[arg(long, env = "BM_AGENT_CA")]
+    ca: Option<PathBuf>,
+    /// The cluster CA certificate itself (PEM text), instead of `--ca`: how
+    /// a factory that starts the agent hands it over without a file.
+    #[arg(long, env = "BM_AGENT_CA_PEM", hide_env_values = true, conflicts_with = "ca")]
+    ca_pem: Option<String>,
+    /// Base URL of a cluster node's HTTP API, for a cluster without QUIC
+    /// endpoints (repeat or comma-separate for several).
+    #[arg(long, env = "BM_AGENT_URL", value_delimiter = ',', conflicts_with = "quic")]
     url: Vec<String>,
     /// The single-use bootstrap token from the factory.
     #[arg(long, env = "BM_BOOTSTRAP_TOKEN", hide_env_values = true)]
@@ -44,6 +57,7 @@ async fn agent_main(argv: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match agent(Args::parse_from(argv)).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -54,8 +68,22 @@ async fn agent_main(argv: Vec<std::ffi::OsString>) -> std::process::ExitCode {
     }
 }
 
+/// The transport the arguments ask for, without a credential yet.
+fn transport(args: &Args) -> anyhow::Result<AgentClient> {
+    if args.quic.is_empty() {
+        return Ok(AgentClient::Http(Client::new(args.url.clone(), None)));
+    }
+    let pem = match (&args.ca, &args.ca_pem) {
+        (_, Some(pem)) => pem.clone(),
+        (Some(ca), None) => std::fs::read_to_string(ca)
+            .map_err(|e| anyhow::anyhow!("cannot read the cluster CA {}: {e}", ca.display()))?,
+        (None, None) => anyhow::bail!("--quic needs the cluster CA: give --ca FILE or BM_AGENT_CA_PEM"),
+    };
+    Ok(AgentClient::Quic(AgentLink::new(args.quic.clone(), &pem)?))
+}
+
 async fn agent(args: Args) -> anyhow::Result<()> {
-    let anon = Client::new(args.url.clone(), None);
+    let anon = transport(&args)?;
     let creds = loop {
         match anon.agent_bootstrap(&args.bootstrap_token).await {
             Ok(c) => break c,
@@ -73,7 +101,7 @@ async fn agent(args: Args) -> anyhow::Result<()> {
         }
     };
     tracing::info!(worker = %creds.worker, "bootstrapped");
-    let client = Client::new(args.url, Some(creds.token));
+    let client = anon.with_token(creds.token);
     let run_as = args.run_as.map(|(uid, gid)| RunAs { uid, gid });
     let layout = Layout { root: args.root };
     loop {

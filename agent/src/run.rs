@@ -8,8 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bm_api::agent::{AgentEvent, Assignment, Finish, Instruction};
+use bm_api::agent_link::AgentClient as Client;
 use bm_api::output_rule::OutputRule;
-use bm_api::{Client, ErrorCode};
+use bm_api::ErrorCode;
 use chrono::Utc;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use bm_api::agent::{AgentEvent, EventsUpload};
-use bm_api::{Client, ErrorCode};
+use bm_api::agent_link::AgentClient as Client;
+use bm_api::ErrorCode;
 use tokio::sync::mpsc;
 
 /// Largest batch sent at once.

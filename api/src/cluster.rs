@@ -29,6 +29,9 @@ pub struct NodeStatus {
     pub peer_addr: String,
     /// Its HTTP API base URL.
     pub api_url: String,
+    /// Agents connected to this node over QUIC right now.
+    #[serde(default)]
+    pub agents: u64,
 }
 
 /// One member as seen from the node answering `GET /v1/cluster`.

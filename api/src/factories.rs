@@ -54,6 +54,20 @@ pub struct WorkerLease {
     pub target: String,
     /// Single-use token the agent exchanges for its worker credential.
     pub bootstrap_token: String,
+    /// Where the agent reaches the cluster over QUIC; none when the
+    /// cluster has no QUIC endpoint (the agent then uses the HTTP API).
+    #[serde(default)]
+    pub agent_link: Option<AgentLinkInfo>,
+}
+
+/// How an agent reaches the cluster over QUIC, handed to it by its factory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentLinkInfo {
+    /// Every member's QUIC address ("host:port"); the agent uses the nearest.
+    pub addrs: Vec<String>,
+    /// The cluster CA certificate (PEM) the agent verifies nodes against.
+    pub ca_pem: String,
 }
 
 /// The factory reports the instance it made for a worker.

@@ -6,12 +6,15 @@
 //! crate and shows up in `docs/openapi.json`.
 
 pub mod agent;
+pub mod agent_link;
 pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod factories;
+pub mod frame;
 pub mod jobs;
 pub mod output_rule;
+pub mod quic;
 pub mod targets;
 pub mod users;
 pub mod workers;

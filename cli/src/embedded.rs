@@ -29,31 +29,25 @@ pub struct Embedded {
 impl Embedded {
     /// Starts `nodes` nodes keeping their data in `dir` (the first one's
     /// API on `listen`), with the local factory making sandboxes in a
-    /// temporary folder. One node keeps everything in `dir` itself; several
-    /// get a cluster CA and a folder each under `dir/cluster`, made the
-    /// first time and reused after.
+    /// temporary folder. The nodes get a cluster CA and a folder each under
+    /// `dir/cluster`, made the first time and reused after.
     pub async fn start(
         dir: &Path,
         nodes: usize,
         listen: std::net::SocketAddr,
         max_workers: usize,
     ) -> anyhow::Result<Self> {
-        let (running, token_file) = if nodes <= 1 {
-            let cfg = bm_node::NodeConfig::in_dir(dir, listen);
-            let node =
-                bm_node::start(cfg).await.with_context(|| format!("cannot start a node in {}", dir.display()))?;
-            (vec![node], dir.join("admin-token"))
-        } else {
-            let configs = cluster_configs(&dir.join("cluster"), nodes, listen)?;
-            let mut running = Vec::new();
-            for c in configs {
-                let cfg = bm_node::NodeConfig::load(&c)?;
-                running.push(
-                    bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display()))?,
-                );
-            }
-            (running, dir.join("cluster").join("admin-token"))
-        };
+        // Even one node gets a peer link: agents reach the cluster over QUIC
+        // (the same path as on a real cluster), which needs the CA and the
+        // node's certificate.
+        let configs = cluster_configs(&dir.join("cluster"), nodes.max(1), listen)?;
+        let mut running = Vec::new();
+        for c in configs {
+            let cfg = bm_node::NodeConfig::load(&c)?;
+            running
+                .push(bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display()))?);
+        }
+        let token_file = dir.join("cluster").join("admin-token");
         let token = std::fs::read_to_string(&token_file)?.trim().to_string();
         let urls: Vec<String> = running.iter().map(|n| n.url()).collect();
         let admin = Client::new(urls.clone(), Some(token.clone()));

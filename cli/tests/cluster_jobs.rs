@@ -5,12 +5,10 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bm_api::factories::FactoryCreate;
 use bm_api::jobs::{JobState, JobSubmit};
-use common::{default_target, test_tuning, Cluster, Proc};
+use common::{default_target, factory, test_tuning, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
@@ -63,22 +61,6 @@ async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
         assert_eq!((count("start"), count("end")), (1, 1), "job {j} events: {:#?}", page.events);
         assert_eq!(admin.job(j).await.unwrap().epoch, 1, "job {j} was assigned more than once");
     }
-}
-
-/// Starts the local factory as its own process for cluster `c`.
-async fn factory(c: &Cluster) -> Proc {
-    let f = c.client().factory_create(&FactoryCreate { name: "local".into() }).await.unwrap();
-    let urls: Vec<String> = c.procs.keys().map(|id| c.url(*id)).collect();
-    let log = std::fs::File::create(c.path().join("factory.log")).unwrap();
-    Proc(
-        Command::new(env!("CARGO_BIN_EXE_bm"))
-            .args(["local", "factory", "--max-workers", "4", "--url", &urls.join(","), "--token", &f.token])
-            .env("RUST_LOG", "info,bm_factory_local=debug")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap(),
-    )
 }
 
 fn sha256_hex(b: &[u8]) -> String {

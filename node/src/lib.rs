@@ -1,5 +1,6 @@
 //! The bm server: the replicated state machine, the HTTP API, the scheduler.
 
+pub mod agent_link;
 pub mod auth;
 pub mod blobs;
 pub mod cluster;

@@ -37,6 +37,10 @@ struct Inner {
     pause: WritePause,
     quiet_until: std::sync::Mutex<Option<std::time::Instant>>,
     log: bm_raft::LogStore,
+    /// The cluster CA certificate (PEM), for agents; none without a peer link.
+    ca_pem: Option<String>,
+    /// Agents connected over QUIC right now.
+    agents: std::sync::atomic::AtomicUsize,
 }
 
 impl Node {
@@ -67,6 +71,7 @@ impl Node {
         };
         let raft_config = Arc::new(raft_config.validate()?);
         let this = Arc::new(OnceLock::<Node>::new());
+        let mut ca_pem = None;
         let (raft, peer) = match &config.peer {
             None => {
                 let raft = Raft::new(config.id, raft_config, NoNetwork, storage.log, storage.sm).await?;
@@ -82,10 +87,12 @@ impl Node {
             }
             Some(p) => {
                 let tls = bm_raft::tls::PeerTls::load(&p.tls)?;
+                ca_pem = Some(std::fs::read_to_string(&p.tls.ca)?);
                 let ep = PeerEndpoint::bind(p.listen, &tls, Default::default())
                     .map_err(|e| anyhow::anyhow!("cannot open the peer endpoint on {}: {e:#}", p.listen))?;
                 let raft = Raft::new(config.id, raft_config, ep.network(), storage.log, storage.sm).await?;
                 ep.serve(raft.clone(), crate::cluster::handler::app_handler(this.clone()));
+                ep.serve_agents(crate::agent_link::handler(this.clone()));
                 if !raft.is_initialized().await? && !p.initial_members.is_empty() {
                     let members: BTreeMap<u64, NodeInfo> = p
                         .initial_members
@@ -117,6 +124,8 @@ impl Node {
                 pause,
                 quiet_until: Default::default(),
                 log,
+                ca_pem,
+                agents: Default::default(),
             }),
         };
         let _ = this.set(node.clone());
@@ -126,6 +135,22 @@ impl Node {
     /// The peer link, when this node has one.
     pub fn peer(&self) -> Option<&PeerEndpoint> {
         self.inner.peer.as_ref()
+    }
+
+    /// How many agents are connected to this node over QUIC.
+    pub fn agents_connected(&self) -> usize {
+        self.inner.agents.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts an agent connection for as long as the returned guard lives.
+    pub fn agent_connected(&self) -> AgentCount {
+        self.inner.agents.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        AgentCount(self.clone())
+    }
+
+    /// The cluster CA certificate (PEM), when this node has a peer link.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.inner.ca_pem.as_deref()
     }
 
     /// The peer link, or an error saying this is a cluster of one.
@@ -261,5 +286,14 @@ impl Node {
         if let Some(ep) = &self.inner.peer {
             ep.close();
         }
+    }
+}
+
+/// One connected agent, counted in [`Node::agents_connected`] until dropped.
+pub struct AgentCount(Node);
+
+impl Drop for AgentCount {
+    fn drop(&mut self) {
+        self.0.inner.agents.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

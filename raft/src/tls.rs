@@ -14,32 +14,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
-use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use quinn::crypto::rustls::QuicServerConfig;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, PublicKeyData,
 };
-use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use rustls::RootCertStore;
 
-/// Server name every node certificate carries; peers and agents connect with it.
-///
-/// Nodes are addressed by IP and port, which may change; one fixed name lets
-/// any node verify any other against the cluster CA without knowing its address.
-pub const PEER_SERVER_NAME: &str = "bm-node";
+use bm_api::quic::{certs, client_config as quic_client, provider, roots, transport};
+
+/// Server name every node certificate carries (see [`bm_api::quic::SERVER_NAME`]).
+pub const PEER_SERVER_NAME: &str = bm_api::quic::SERVER_NAME;
 
 /// ALPN protocol of the peer link, so that a client speaking something else
 /// fails at the handshake rather than at the first frame.
-const ALPN_PEER: &[u8] = b"bm-peer/1";
-
-/// How often an idle connection sends a keep-alive.
-const KEEP_ALIVE: Duration = Duration::from_secs(1);
-/// How long a silent connection lives: a cut link is noticed after this, and
-/// the next call makes a fresh connection.
-const MAX_IDLE: Duration = Duration::from_secs(5);
+pub const ALPN_PEER: &[u8] = b"bm-peer/1";
 
 /// Validity of the CA certificate.
 const CA_VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 3600);
@@ -217,7 +208,12 @@ impl PeerTls {
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
             .map_err(|e| anyhow!("cannot read the {}: {e}", names.key))?;
 
+        // A certificate, when one is shown, must come from the cluster CA
+        // (checked here, at the handshake). Agents show none and speak the
+        // agent ALPN; the peer protocol requires one, which the peer server
+        // checks right after the handshake (`peer::server`).
         let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider())
+            .allow_unauthenticated()
             .build()
             .with_context(|| format!("cannot use the {}", names.ca))?;
         let mut server = rustls::ServerConfig::builder_with_provider(provider())
@@ -225,7 +221,7 @@ impl PeerTls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain.clone(), key.clone_key())
             .with_context(|| format!("the {} does not fit the {}", names.key, names.cert))?;
-        server.alpn_protocols = vec![ALPN_PEER.to_vec()];
+        server.alpn_protocols = vec![ALPN_PEER.to_vec(), bm_api::agent_link::ALPN.to_vec()];
 
         let mut client = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -237,7 +233,7 @@ impl PeerTls {
         Ok(Self { server: Arc::new(server), client: Arc::new(client) })
     }
 
-    /// quinn server config: requires a client certificate signed by the CA (mutual TLS).
+    /// quinn server config: a client certificate, if shown, must be signed by the CA; peers must show one (mutual TLS), agents show none.
     pub fn server_config(&self) -> anyhow::Result<quinn::ServerConfig> {
         let crypto = QuicServerConfig::try_from(self.server.clone()).context("TLS config unusable for QUIC")?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
@@ -255,54 +251,6 @@ struct Names {
     ca: String,
     cert: String,
     key: String,
-}
-
-/// A client config that verifies the cluster CA without presenting a certificate (for agents, later).
-pub fn anonymous_client_config(ca_pem: &str) -> anyhow::Result<quinn::ClientConfig> {
-    let roots = roots(ca_pem, "CA certificate")?;
-    let mut client = rustls::ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client.alpn_protocols = vec![ALPN_PEER.to_vec()];
-    quic_client(Arc::new(client))
-}
-
-fn quic_client(crypto: Arc<rustls::ClientConfig>) -> anyhow::Result<quinn::ClientConfig> {
-    let crypto = QuicClientConfig::try_from(crypto).context("TLS config unusable for QUIC")?;
-    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-    config.transport_config(transport()?);
-    Ok(config)
-}
-
-/// ring, named explicitly (see the module documentation).
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn transport() -> anyhow::Result<Arc<quinn::TransportConfig>> {
-    let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(KEEP_ALIVE));
-    t.max_idle_timeout(Some(MAX_IDLE.try_into().context("idle timeout")?));
-    Ok(Arc::new(t))
-}
-
-fn certs(pem: &str, name: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow!("cannot read the {name}: {e}"))?;
-    if certs.is_empty() {
-        bail!("the {name} holds no certificate");
-    }
-    Ok(certs)
-}
-
-fn roots(pem: &str, name: &str) -> anyhow::Result<RootCertStore> {
-    let mut roots = RootCertStore::empty();
-    for cert in certs(pem, name)? {
-        roots.add(cert).map_err(|e| anyhow!("cannot use the {name}: {e}"))?;
-    }
-    Ok(roots)
 }
 
 #[cfg(test)]

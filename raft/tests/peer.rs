@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use bm_api::quic::anonymous_client_config;
 use bm_raft::peer::{AppHandler, FrameLimits, PeerEndpoint, PeerError};
-use bm_raft::tls::{anonymous_client_config, ClusterCa, PeerTls, PEER_SERVER_NAME};
+use bm_raft::tls::{ClusterCa, PeerTls, ALPN_PEER, PEER_SERVER_NAME};
 use bm_raft::{codec, Machine, MachineError, NodeInfo, Payload, Raft, SmStore, Storage};
 use futures::FutureExt;
 use openraft::{Config, ServerState, SnapshotPolicy};
@@ -348,7 +349,7 @@ async fn peers_without_a_certificate_from_the_cluster_ca_are_refused() {
 
     // A client with no certificate at all (what an agent has).
     let mut anon = quinn::Endpoint::client(localhost()).unwrap();
-    anon.set_default_client_config(anonymous_client_config(ca.cert_pem()).unwrap());
+    anon.set_default_client_config(anonymous_client_config(ca.cert_pem(), ALPN_PEER).unwrap());
     let anon_addr = anon.local_addr().unwrap().to_string();
     let refused = async {
         let conn = anon.connect(node.endpoint.local_addr(), PEER_SERVER_NAME).unwrap().await?;
@@ -604,5 +605,42 @@ async fn a_cut_link_is_noticed_and_a_fresh_connection_made_once_it_heals() {
     }
     relay.task.abort();
     caller.close();
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_without_a_certificate_reach_only_the_agent_service() {
+    logs();
+    let ca = ClusterCa::generate("good").unwrap();
+    let node = app_node(&ca, 1, echo()).await;
+    let mut agent = quinn::Endpoint::client(localhost()).unwrap();
+    agent.set_default_client_config(anonymous_client_config(ca.cert_pem(), bm_api::agent_link::ALPN).unwrap());
+    let agent_addr = agent.local_addr().unwrap().to_string();
+    let to = node.endpoint.local_addr();
+    let echo_once = |agent: quinn::Endpoint| async move {
+        let conn = agent.connect(to, PEER_SERVER_NAME).unwrap().await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        send.write_all(b"ping").await?;
+        send.finish()?;
+        anyhow::Ok(recv.read_to_end(1 << 10).await?)
+    };
+    // No agent service yet: the connection is closed, with a warning naming the agent.
+    assert!(tokio::time::timeout(CALL, echo_once(agent.clone())).await.unwrap().is_err());
+    wait_for_log(&["refused agent connection", &agent_addr]).await;
+
+    // With one, the same client is served by it, and only by it: the
+    // agent's streams never reach Raft or the application handler.
+    node.endpoint.serve_agents(Arc::new(|conn: quinn::Connection| {
+        async move {
+            while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                let got = recv.read_to_end(1 << 10).await.unwrap_or_default();
+                let _ = send.write_all(&[b"agent service: ".as_slice(), &got].concat()).await;
+                let _ = send.finish();
+            }
+        }
+        .boxed()
+    }));
+    let answer = tokio::time::timeout(CALL, echo_once(agent.clone())).await.unwrap().unwrap();
+    assert_eq!(answer, b"agent service: ping");
     node.stop().await;
 }

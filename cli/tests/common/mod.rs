@@ -240,3 +240,19 @@ pub async fn default_target(client: &Client) {
         Err(e) => panic!("cannot create the default target: {e}"),
     }
 }
+
+/// Starts the local factory as its own process for cluster `c`.
+pub async fn factory(c: &Cluster) -> Proc {
+    let f = c.client().factory_create(&bm_api::factories::FactoryCreate { name: "local".into() }).await.unwrap();
+    let urls: Vec<String> = c.procs.keys().map(|id| c.url(*id)).collect();
+    let log = std::fs::File::create(c.path().join("factory.log")).unwrap();
+    Proc(
+        Command::new(env!("CARGO_BIN_EXE_bm"))
+            .args(["local", "factory", "--max-workers", "4", "--url", &urls.join(","), "--token", &f.token])
+            .env("RUST_LOG", "info,bm_factory_local=debug")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    )
+}

@@ -97,12 +97,20 @@ async fn pass(cfg: &LocalFactoryConfig, client: &Client, live: &mut BTreeMap<Str
             agent_bin: cfg.agent_bin.clone(),
         };
         let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(spec)).await??;
-        let mut argv = vec!["/usr/local/bin/bm-agent".to_string(), "--url".to_string(), cfg.urls.join(",")];
+        // QUIC to the nearest node when the cluster has QUIC endpoints, else HTTP.
+        let mut env = vec![("BM_BOOTSTRAP_TOKEN".to_string(), lease.bootstrap_token.clone())];
+        let mut argv = vec!["/usr/local/bin/bm-agent".to_string()];
+        match &lease.agent_link {
+            Some(link) if !link.addrs.is_empty() => {
+                argv.extend(["--quic".to_string(), link.addrs.join(",")]);
+                env.push(("BM_AGENT_CA_PEM".to_string(), link.ca_pem.clone()));
+            }
+            _ => argv.extend(["--url".to_string(), cfg.urls.join(",")]),
+        }
         if let Some((uid, gid)) = sandbox.build_ids() {
             argv.push("--run-as".into());
             argv.push(format!("{uid}:{gid}"));
         }
-        let env = vec![("BM_BOOTSTRAP_TOKEN".to_string(), lease.bootstrap_token.clone())];
         let mut agent = sandbox.spawn(&argv, &env)?;
         forward_logs(&lease.worker, &mut agent);
         client.factory_instance(&lease.worker, &dir.display().to_string()).await?;

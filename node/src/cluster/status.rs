@@ -40,6 +40,7 @@ pub async fn local(node: &Node) -> NodeStatus {
         purged: m.purged.map(|l| l.index),
         peer_addr: me.peer_addr,
         api_url: me.api_addr,
+        agents: node.agents_connected() as u64,
     }
 }
 

@@ -37,7 +37,11 @@ fn worker(ctx: &Ctx) -> Result<String, ApiError> {
 #[utoipa::path(post, operation_id = "agent_bootstrap", path = "/v1/agent/bootstrap", tag = "agent",
     request_body = BootstrapRequest, responses((status = 200, body = Bootstrapped), (status = 401, body = ApiError)))]
 pub async fn bootstrap(ctx: Ctx, raw: Bytes) -> Result<Bootstrapped, ApiError> {
-    let req: BootstrapRequest = reply::body(&raw)?;
+    bootstrap_with(&ctx, reply::body(&raw)?).await
+}
+
+/// [`bootstrap`] with its request parsed (shared with the agent link).
+pub async fn bootstrap_with(ctx: &Ctx, req: BootstrapRequest) -> Result<Bootstrapped, ApiError> {
     // Derived, not random: an agent whose answer was lost asks again with
     // the same bootstrap token and gets the same credential.
     let token = worker_token(&req.bootstrap_token);
@@ -102,9 +106,14 @@ pub struct WaitQuery {
 #[utoipa::path(get, operation_id = "agent_instruction", path = "/v1/agent/instruction", tag = "agent", params(WaitQuery),
     responses((status = 200, body = Instruction)))]
 pub async fn next(ctx: Ctx, raw_query: String) -> Result<Instruction, ApiError> {
-    let me = worker(&ctx)?;
     let q: WaitQuery = reply::query(&raw_query)?;
-    let deadline = Instant::now() + Duration::from_secs(q.wait.min(MAX_WAIT));
+    next_within(&ctx, q.wait).await
+}
+
+/// [`next`], waiting up to `wait` seconds (shared with the agent link).
+pub async fn next_within(ctx: &Ctx, wait: u64) -> Result<Instruction, ApiError> {
+    let me = worker(ctx)?;
+    let deadline = Instant::now() + Duration::from_secs(wait.min(MAX_WAIT));
     let mut watch = ctx.node.watch();
     loop {
         watch.borrow_and_update();
@@ -129,16 +138,28 @@ async fn fenced(ctx: &Ctx, epoch: u64, cmd: impl FnOnce(Fence) -> Command) -> Re
     params(("job" = String, Path)), request_body = Fenced, responses((status = 200), (status = 409, body = ApiError)))]
 pub async fn start(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
     let f: Fenced = reply::body(&raw)?;
-    let time = chrono::Utc::now();
-    fenced(&ctx, f.epoch, |fence| Command::JobStart { job, fence, time }).await?;
+    start_with(&ctx, job, f.epoch).await?;
     Ok(serde_json::json!({}))
+}
+
+/// [`start`] with its request parsed (shared with the agent link).
+pub async fn start_with(ctx: &Ctx, job: String, epoch: u64) -> Result<(), ApiError> {
+    let time = chrono::Utc::now();
+    fenced(ctx, epoch, |fence| Command::JobStart { job, fence, time }).await?;
+    Ok(())
 }
 
 /// Log lines and control messages, in order.
 #[utoipa::path(post, operation_id = "agent_events", path = "/v1/agent/jobs/{job}/events", tag = "agent",
     params(("job" = String, Path)), request_body = EventsUpload, responses((status = 200), (status = 409, body = ApiError)))]
 pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
-    let up: EventsUpload = reply::body(&raw)?;
+    let next = events_with(&ctx, job, reply::body(&raw)?).await?;
+    Ok(serde_json::json!({ "next_seq": next }))
+}
+
+/// [`events`] with its request parsed (shared with the agent link); answers
+/// the sequence number the next event will get.
+pub async fn events_with(ctx: &Ctx, job: String, up: EventsUpload) -> Result<u64, ApiError> {
     let events = up
         .events
         .into_iter()
@@ -146,8 +167,8 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
         .collect();
     let first = up.first;
     let max_log_bytes = Some(ctx.node.config().limits.max_log_bytes);
-    match fenced(&ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events, max_log_bytes }).await? {
-        Reply::Appended(next) => Ok(serde_json::json!({ "next_seq": next })),
+    match fenced(ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events, max_log_bytes }).await? {
+        Reply::Appended(next) => Ok(next),
         other => Err(unexpected(other)),
     }
 }
@@ -156,10 +177,15 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
 #[utoipa::path(post, operation_id = "agent_finish", path = "/v1/agent/jobs/{job}/finish", tag = "agent",
     params(("job" = String, Path)), request_body = Finish, responses((status = 200), (status = 409, body = ApiError)))]
 pub async fn finish(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
-    let f: Finish = reply::body(&raw)?;
-    let time = chrono::Utc::now();
-    fenced(&ctx, f.epoch, |fence| Command::JobFinish { job, fence, failure: f.failure, time }).await?;
+    finish_with(&ctx, job, reply::body(&raw)?).await?;
     Ok(serde_json::json!({}))
+}
+
+/// [`finish`] with its request parsed (shared with the agent link).
+pub async fn finish_with(ctx: &Ctx, job: String, f: Finish) -> Result<(), ApiError> {
+    let time = chrono::Utc::now();
+    fenced(ctx, f.epoch, |fence| Command::JobFinish { job, fence, failure: f.failure, time }).await?;
+    Ok(())
 }
 
 /// Query of an output upload.
@@ -177,10 +203,16 @@ pub struct OutputQuery {
     params(("job" = String, Path), OutputQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = JobOutput), (status = 409, body = ApiError)))]
 pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Result<JobOutput, ApiError> {
-    let me = worker(&ctx)?;
     let q: OutputQuery = reply::query(&raw_query)?;
-    // Refuse early (before writing bytes) when the epoch is already stale.
-    let outputs = ctx.node.read(|s| check_fence(s, &job, &me, q.epoch).map(|_| s.jobs[&job].outputs.len()))?;
+    output_check(&ctx, &job, &q, data.len() as u64)?;
+    output_store(&ctx, job, q, data).await
+}
+
+/// Refuses an output before its bytes are taken: a stale epoch, too many
+/// outputs, or `size` over the per-file limit (shared with the agent link).
+pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<(), ApiError> {
+    let me = worker(ctx)?;
+    let outputs = ctx.node.read(|s| check_fence(s, job, &me, q.epoch).map(|_| s.jobs[job].outputs.len()))?;
     let limits = &ctx.node.config().limits;
     if outputs >= limits.max_outputs {
         return Err(ApiError::new(
@@ -188,17 +220,22 @@ pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Re
             format!("cannot store output {}: job {job} already has {outputs} outputs, the most a job may keep", q.path),
         ));
     }
-    if data.len() as u64 > limits.max_output_bytes {
+    if size > limits.max_output_bytes {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
             format!(
-                "cannot store output {}: {} bytes is over the limit of {} bytes per file",
-                q.path,
-                data.len(),
-                limits.max_output_bytes
+                "cannot store output {}: {size} bytes is over the limit of {} bytes per file",
+                q.path, limits.max_output_bytes
             ),
         ));
     }
+    Ok(())
+}
+
+/// Stores a checked output's bytes on a quorum, then commits its reference
+/// (shared with the agent link).
+pub async fn output_store(ctx: &Ctx, job: String, q: OutputQuery, data: Bytes) -> Result<JobOutput, ApiError> {
+    let me = worker(ctx)?;
     let size = data.len() as u64;
     let sha256 = crate::blobs::replicate::store(&ctx.node, data)
         .await
@@ -258,28 +295,33 @@ pub struct EpochQuery {
     params(("job" = String, Path), ("output" = String, Path), EpochQuery),
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
 pub async fn input(ctx: Ctx, job: String, output: String, raw_query: String) -> Response {
-    let found = (|| {
-        let me = worker(&ctx)?;
+    let read = async {
         let q: EpochQuery = reply::query(&raw_query)?;
-        ctx.node.read(|s| {
-            check_fence(s, &job, &me, q.epoch)?;
-            s.jobs[&job]
-                .job
-                .depends
-                .iter()
-                .filter_map(|d| s.jobs.get(&d.prior_job))
-                .flat_map(|p| p.outputs.iter())
-                .find(|o| o.id == output)
-                .cloned()
-                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no input {output:?} for job {job}")))
-        })
-    })();
-    let out = match found {
-        Ok(o) => o,
-        Err(e) => return reply::error(&e),
+        input_bytes(&ctx, &job, &output, q.epoch).await
     };
-    match crate::blobs::fetch::read(&ctx.node, &out.sha256).await {
+    match read.await {
         Ok(bytes) => warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response(),
-        Err(e) => reply::error(&ApiError::new(ErrorCode::Internal, format!("input {} unreadable: {e}", out.path))),
+        Err(e) => reply::error(&e),
     }
+}
+
+/// The bytes of an output of a job `job` depends on, fetched from a peer
+/// if this node lacks them (shared with the agent link).
+pub async fn input_bytes(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Result<Bytes, ApiError> {
+    let me = worker(ctx)?;
+    let out = ctx.node.read(|s| {
+        check_fence(s, job, &me, epoch)?;
+        s.jobs[job]
+            .job
+            .depends
+            .iter()
+            .filter_map(|d| s.jobs.get(&d.prior_job))
+            .flat_map(|p| p.outputs.iter())
+            .find(|o| o.id == output)
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no input {output:?} for job {job}")))
+    })?;
+    crate::blobs::fetch::read(&ctx.node, &out.sha256)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("input {} unreadable: {e}", out.path)))
 }

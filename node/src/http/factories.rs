@@ -79,7 +79,9 @@ pub async fn lease(ctx: Ctx, raw: Bytes) -> Result<Option<WorkerLease>, ApiError
         time: chrono::Utc::now(),
     };
     match ctx.node.propose(cmd).await? {
-        Reply::Lease(l) => Ok(l.map(|l| WorkerLease { bootstrap_token: token, ..l })),
+        Reply::Lease(l) => {
+            Ok(l.map(|l| WorkerLease { bootstrap_token: token, agent_link: crate::agent_link::info(&ctx.node), ..l }))
+        }
         other => Err(unexpected(other)),
     }
 }

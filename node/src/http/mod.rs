@@ -47,6 +47,20 @@ impl Ctx {
         }
     }
 
+    /// The context of a call carrying `auth` (an `Authorization` header's
+    /// value); an unknown token is first checked against the leader.
+    pub async fn new(node: Node, auth: Option<String>) -> Ctx {
+        let mut ctx = Ctx { node, auth, unsure: false };
+        ctx.unsure = !catch_up_on_unknown_token(&ctx).await;
+        ctx
+    }
+
+    /// The context of a call that came with a bare bearer token rather than
+    /// over HTTP (the agent link).
+    pub async fn with_token(node: Node, token: Option<String>) -> Ctx {
+        Self::new(node, token.map(|t| format!("Bearer {t}"))).await
+    }
+
     /// The caller, who must be an administrator (403 otherwise).
     pub fn admin(&self) -> Result<Caller, ApiError> {
         let c = self.caller()?;
@@ -56,13 +70,7 @@ impl Ctx {
 }
 
 fn ctx(node: Node) -> impl Filter<Extract = (Ctx,), Error = warp::Rejection> + Clone {
-    warp::any().map(move || node.clone()).and(warp::header::optional::<String>("authorization")).then(
-        |node: Node, auth: Option<String>| async move {
-            let mut ctx = Ctx { node, auth, unsure: false };
-            ctx.unsure = !catch_up_on_unknown_token(&ctx).await;
-            ctx
-        },
-    )
+    warp::any().map(move || node.clone()).and(warp::header::optional::<String>("authorization")).then(Ctx::new)
 }
 
 /// A token this node does not know may have been created an instant ago

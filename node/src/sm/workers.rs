@@ -89,6 +89,7 @@ impl State {
             worker: w.worker.id.clone(),
             target: w.worker.target.clone(),
             bootstrap_token: String::new(),
+            agent_link: None,
         })))
     }
 

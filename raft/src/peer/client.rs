@@ -9,11 +9,11 @@ use std::time::Duration;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use quinn::{Connection, ConnectionError, ReadError, WriteError};
 
-use super::frame::{read_frame, write_frame, ReadFrameError, WriteFrameError};
 use super::proto::{code_name, Request, Response};
 use super::FrameLimits;
 use crate::codec;
 use crate::tls::PEER_SERVER_NAME;
+use bm_api::frame::{read_frame, write_frame, ReadFrameError, WriteFrameError};
 
 /// Why a call failed, before it is mapped to a [`super::PeerError`] or to
 /// openraft's `RPCError`.

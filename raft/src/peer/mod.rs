@@ -8,7 +8,6 @@
 
 mod client;
 mod contact;
-mod frame;
 mod network;
 mod proto;
 mod server;
@@ -34,6 +33,11 @@ use proto::{Request, Response};
 /// [`PeerError::Remote`].
 pub type AppHandler =
     Arc<dyn Fn(Vec<u8>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> + Send + Sync>;
+
+/// Handler for a connection that speaks the agent protocol (the node's agent
+/// service); the peer endpoint only routes such connections to it, so this
+/// crate never learns what an agent says.
+pub type AgentConnHandler = Arc<dyn Fn(quinn::Connection) -> futures::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Why a peer call failed.
 ///
@@ -94,6 +98,7 @@ pub struct PeerEndpoint {
     limits: FrameLimits,
     local: SocketAddr,
     contact: LeaderContact,
+    agents: Arc<std::sync::OnceLock<AgentConnHandler>>,
 }
 
 impl PeerEndpoint {
@@ -105,7 +110,7 @@ impl PeerEndpoint {
         endpoint.set_default_client_config(tls.client_config()?);
         let local = endpoint.local_addr().context("peer endpoint has no local address")?;
         let client = Arc::new(Client::new(endpoint.clone(), limits));
-        Ok(Self { endpoint, client, limits, local, contact: LeaderContact::default() })
+        Ok(Self { endpoint, client, limits, local, contact: LeaderContact::default(), agents: Default::default() })
     }
 
     /// The bound address (with the port chosen when binding port 0).
@@ -121,8 +126,22 @@ impl PeerEndpoint {
     /// Starts serving incoming connections: Raft RPCs go to `raft`, application requests to `app`.
     /// Returns the accept-loop task, which ends when the endpoint is closed.
     pub fn serve(&self, raft: Raft, app: AppHandler) -> tokio::task::JoinHandle<()> {
-        let service = server::Service { raft, app, limits: self.limits, contact: self.contact.clone() };
+        let service = server::Service {
+            raft,
+            app,
+            limits: self.limits,
+            contact: self.contact.clone(),
+            agents: self.agents.clone(),
+        };
         tokio::spawn(server::accept_loop(self.endpoint.clone(), service))
+    }
+
+    /// Serves agent connections (the agent ALPN, no client certificate) with
+    /// `handler` from now on; until then they are refused. Set once.
+    pub fn serve_agents(&self, handler: AgentConnHandler) {
+        if self.agents.set(handler).is_err() {
+            tracing::warn!("the agent service was already set; keeping the first");
+        }
     }
 
     /// Sends an application request to the node at `peer_addr` ("host:port") and waits for its answer.

@@ -5,14 +5,16 @@
 //! resets only its own stream: the connection and its other streams go on.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
 
-use super::frame::{read_frame, write_frame, ReadFrameError};
 use super::proto::{Request, Response, CODE_BAD_FRAME, CODE_BAD_REQUEST, CODE_INTERNAL};
-use super::{AppHandler, FrameLimits};
+use super::{AgentConnHandler, AppHandler, FrameLimits};
 use crate::codec;
+use crate::tls::ALPN_PEER;
 use crate::types::Raft;
+use bm_api::frame::{read_frame, write_frame, ReadFrameError};
 
 /// What a stream task needs; cloned into every task.
 #[derive(Clone)]
@@ -21,6 +23,8 @@ pub(crate) struct Service {
     pub(crate) app: AppHandler,
     pub(crate) limits: FrameLimits,
     pub(crate) contact: super::contact::LeaderContact,
+    /// Who serves connections that speak the agent protocol, once set.
+    pub(crate) agents: Arc<OnceLock<AgentConnHandler>>,
 }
 
 /// Accepts connections until the endpoint closes.
@@ -30,13 +34,44 @@ pub(crate) async fn accept_loop(endpoint: quinn::Endpoint, service: Service) {
         tokio::spawn(async move {
             let peer = incoming.remote_address();
             match incoming.await {
-                Ok(conn) => serve_connection(conn, peer, service).await,
+                Ok(conn) => route(conn, peer, service).await,
                 // A client without a certificate from the cluster CA ends here.
                 Err(e) => tracing::warn!(peer = %peer, error = %e, "refused peer connection at the handshake"),
             }
         });
     }
     tracing::debug!("peer endpoint closed; no longer accepting");
+}
+
+/// Error code a connection is closed with when it may not speak what it asked for.
+const CODE_REFUSED: u32 = 1;
+
+/// Sends a connection to the protocol it negotiated: the peer protocol for a
+/// node showing a certificate from the cluster CA, the agent protocol to the
+/// node's agent service, anything else closed with a warning.
+async fn route(conn: Connection, peer: SocketAddr, service: Service) {
+    let alpn = conn
+        .handshake_data()
+        .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|h| h.protocol);
+    match alpn.as_deref() {
+        Some(ALPN_PEER) if conn.peer_identity().is_some() => serve_connection(conn, peer, service).await,
+        Some(ALPN_PEER) => {
+            tracing::warn!(peer = %peer, "refused peer connection: no client certificate from the cluster CA");
+            conn.close(CODE_REFUSED.into(), b"a peer must show a node certificate");
+        }
+        Some(a) if a == bm_api::agent_link::ALPN => match service.agents.get() {
+            Some(handler) => handler(conn).await,
+            None => {
+                tracing::warn!(peer = %peer, "refused agent connection: this node serves no agents");
+                conn.close(CODE_REFUSED.into(), b"no agent service here");
+            }
+        },
+        other => {
+            tracing::warn!(peer = %peer, alpn = ?other, "refused peer connection: unknown protocol");
+            conn.close(CODE_REFUSED.into(), b"unknown protocol");
+        }
+    }
 }
 
 async fn serve_connection(conn: Connection, peer: SocketAddr, service: Service) {

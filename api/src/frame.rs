@@ -1,6 +1,8 @@
 //! Framing on a QUIC stream: a u32 big-endian length, then that many bytes.
 //!
-//! One request frame and one response frame per stream. The length is checked
+//! Shared by the peer link (nodes) and the agent link (agents and nodes):
+//! one request frame and one response frame per stream, raw bytes after
+//! them where a call carries a file. The length is checked
 //! against the limit before anything is allocated, so a peer cannot make us
 //! reserve 4 GiB by sending a length header.
 
@@ -8,7 +10,7 @@ use quinn::{ReadError, ReadExactError, RecvStream, SendStream, WriteError};
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ReadFrameError {
+pub enum ReadFrameError {
     /// The header announces more than the limit.
     #[error("frame of {len} bytes is over the limit of {max}")]
     TooLarge { len: u64, max: usize },
@@ -22,7 +24,7 @@ pub(crate) enum ReadFrameError {
 
 /// Why a frame could not be written.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum WriteFrameError {
+pub enum WriteFrameError {
     /// The body is over the limit; nothing was sent.
     #[error("frame of {len} bytes is over the limit of {max}")]
     TooLarge { len: usize, max: usize },
@@ -35,7 +37,7 @@ pub(crate) enum WriteFrameError {
 const HEADER_MAX: usize = u32::MAX as usize;
 
 /// Reads one frame of at most `max` bytes.
-pub(crate) async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, ReadFrameError> {
+pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, ReadFrameError> {
     let mut header = [0u8; 4];
     recv.read_exact(&mut header).await.map_err(|e| truncated(e, 4))?;
     let len = u32::from_be_bytes(header);
@@ -56,7 +58,7 @@ fn truncated(e: ReadExactError, want: usize) -> ReadFrameError {
 }
 
 /// Writes one frame of at most `max` bytes (the caller finishes the stream).
-pub(crate) async fn write_frame(send: &mut SendStream, body: &[u8], max: usize) -> Result<(), WriteFrameError> {
+pub async fn write_frame(send: &mut SendStream, body: &[u8], max: usize) -> Result<(), WriteFrameError> {
     let limit = max.min(HEADER_MAX);
     if body.len() > limit {
         return Err(WriteFrameError::TooLarge { len: body.len(), max: limit });

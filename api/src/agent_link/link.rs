@@ -1,0 +1,203 @@
+//! The agent's QUIC connection to the cluster: the nearest node, found by
+//! racing a handshake and a `Hello` to every node, and a new race whenever
+//! that node stops answering.
+//!
+//! Each call is one bi-directional stream. The calls are idempotent on the
+//! server (events are numbered, outputs deduplicated, start and finish
+//! repeatable), so a call whose answer was lost is simply made again, on
+//! whichever node is nearest by then.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use quinn::Connection;
+use tokio::sync::Mutex;
+
+use super::proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest, MAX_FRAME};
+use crate::client::ClientError;
+use crate::frame::{read_frame, write_frame};
+use crate::quic::SERVER_NAME;
+
+/// How long a node may take to answer the handshake and `Hello`.
+const PROBE: Duration = Duration::from_secs(3);
+/// How long a call may take beyond any wait it asks for: a node that is
+/// paused or cut off is given up after this, and the call made elsewhere.
+const CALL: Duration = Duration::from_secs(30);
+
+/// The connection in use and where it goes.
+#[derive(Clone)]
+struct Current {
+    addr: String,
+    conn: Connection,
+}
+
+/// What clones of a link share: the endpoint and the current connection.
+struct Shared {
+    endpoint: quinn::Endpoint,
+    addrs: Vec<String>,
+    current: Mutex<Option<Current>>,
+}
+
+/// A QUIC link from an agent to the cluster; clones share the connection.
+#[derive(Clone)]
+pub struct AgentLink {
+    shared: Arc<Shared>,
+    token: Option<String>,
+}
+
+impl AgentLink {
+    /// A link to the nodes at `addrs` ("host:port", their peer endpoints),
+    /// trusting the cluster CA `ca_pem`. Nothing is connected until the first call.
+    pub fn new(addrs: Vec<String>, ca_pem: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(!addrs.is_empty(), "no node address to connect to");
+        let any: SocketAddr = "0.0.0.0:0".parse().expect("a valid address");
+        let mut endpoint = quinn::Endpoint::client(any)
+            .map_err(|e| anyhow::anyhow!("cannot open a UDP socket for the agent link: {e}"))?;
+        endpoint.set_default_client_config(crate::quic::anonymous_client_config(ca_pem, super::ALPN)?);
+        let shared = Shared { endpoint, addrs, current: Mutex::new(None) };
+        Ok(Self { shared: Arc::new(shared), token: None })
+    }
+
+    /// The same link, calling with the worker credential `token`.
+    pub fn with_token(&self, token: String) -> Self {
+        Self { shared: self.shared.clone(), token: Some(token) }
+    }
+
+    /// The node addresses this link may use.
+    pub fn addrs(&self) -> &[String] {
+        &self.shared.addrs
+    }
+
+    /// The address of the node in use, if connected.
+    pub async fn connected_to(&self) -> Option<String> {
+        self.shared.current.lock().await.as_ref().filter(|c| c.conn.close_reason().is_none()).map(|c| c.addr.clone())
+    }
+
+    /// Makes one call; `body` is sent after the request (output bytes), and
+    /// the bytes after the answer (input bytes) are returned with it.
+    pub async fn call(&self, call: AgentCall, body: Option<Bytes>) -> Result<(AgentAnswer, Bytes), ClientError> {
+        let limit = match &call {
+            AgentCall::Instruction { wait } => CALL + Duration::from_secs(*wait),
+            _ => CALL,
+        };
+        let name = call.name();
+        let current = self.connection().await?;
+        let req = AgentRequest { token: self.token.clone(), call };
+        match tokio::time::timeout(limit, exchange(&current.conn, &req, body)).await {
+            Ok(Ok((Ok(answer), rest))) => Ok((answer, rest)),
+            Ok(Ok((Err(error), _))) => Err(ClientError::Api { status: error.code.status(), error }),
+            Ok(Err(Failure::Protocol(message))) => Err(ClientError::Protocol { url: current.addr, message }),
+            Ok(Err(Failure::Transport(message))) => Err(self.lost(current, name, message).await),
+            Err(_) => Err(self.lost(current, name, format!("no answer within {limit:?}")).await),
+        }
+    }
+
+    /// Forgets a connection that failed, so the next call races the nodes again.
+    async fn lost(&self, failed: Current, call: &str, message: String) -> ClientError {
+        tracing::warn!(node = %failed.addr, call, reason = %message, "agent link lost its node; will reconnect");
+        let mut current = self.shared.current.lock().await;
+        if current.as_ref().is_some_and(|c| c.conn.stable_id() == failed.conn.stable_id()) {
+            failed.conn.close(0u32.into(), b"giving up on this node");
+            *current = None;
+        }
+        ClientError::Transport { urls: failed.addr, message }
+    }
+
+    /// The connection in use, or the nearest node's after a race.
+    async fn connection(&self) -> Result<Current, ClientError> {
+        let mut current = self.shared.current.lock().await;
+        if let Some(c) = current.as_ref().filter(|c| c.conn.close_reason().is_none()) {
+            return Ok(c.clone());
+        }
+        let (c, rtt, node) = self.nearest().await?;
+        tracing::info!(node = %c.addr, id = node, rtt_ms = rtt.as_secs_f64() * 1000.0, "agent link connected to the nearest node");
+        *current = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Races a handshake and a `Hello` to every node; the first to answer is
+    /// the nearest (smallest round trip) among those up.
+    async fn nearest(&self) -> Result<(Current, Duration, u64), ClientError> {
+        let mut race: FuturesUnordered<_> = self.shared.addrs.iter().map(|addr| self.probe(addr.clone())).collect();
+        let mut failures = Vec::new();
+        while let Some(result) = race.next().await {
+            match result {
+                Ok(found) => return Ok(found),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(ClientError::Transport { urls: self.shared.addrs.join(","), message: failures.join("; ") })
+    }
+
+    async fn probe(&self, addr: String) -> Result<(Current, Duration, u64), String> {
+        let started = Instant::now();
+        let attempt = async {
+            let sock = tokio::net::lookup_host(&addr)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{addr}: no address"))?;
+            let conn = self
+                .shared
+                .endpoint
+                .connect(sock, SERVER_NAME)
+                .map_err(|e| format!("{addr}: {e}"))?
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+            let hello = AgentRequest { token: None, call: AgentCall::Hello };
+            match exchange(&conn, &hello, None).await {
+                Ok((Ok(AgentAnswer::Hello { node }), _)) => Ok((conn, node)),
+                Ok((other, _)) => Err(format!("{addr}: unexpected answer to hello: {other:?}")),
+                Err(Failure::Protocol(m) | Failure::Transport(m)) => Err(format!("{addr}: {m}")),
+            }
+        };
+        match tokio::time::timeout(PROBE, attempt).await {
+            Ok(Ok((conn, node))) => Ok((Current { addr, conn }, started.elapsed(), node)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(format!("{addr}: no answer within {PROBE:?}")),
+        }
+    }
+}
+
+/// How an exchange failed.
+enum Failure {
+    /// The connection or stream broke: try another node.
+    Transport(String),
+    /// The node answered something unreadable.
+    Protocol(String),
+}
+
+/// One request and its answer on a fresh stream of `conn`.
+async fn exchange(conn: &Connection, req: &AgentRequest, body: Option<Bytes>) -> Result<(AgentReply, Bytes), Failure> {
+    let t = |e: &dyn std::fmt::Display| Failure::Transport(e.to_string());
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| t(&e))?;
+    let frame = serde_json::to_vec(req).map_err(|e| Failure::Protocol(e.to_string()))?;
+    write_frame(&mut send, &frame, MAX_FRAME).await.map_err(|e| t(&e))?;
+    // A refused upload is stopped by the node, which answers why: the
+    // answer is read even when the body could not be sent whole.
+    let sent = match body {
+        Some(body) => send.write_all(&body).await.map_err(|e| t(&e)),
+        None => Ok(()),
+    };
+    let _ = send.finish();
+    let answer = match read_frame(&mut recv, MAX_FRAME).await {
+        Ok(a) => a,
+        Err(e) => return Err(sent.err().unwrap_or_else(|| t(&e))),
+    };
+    let reply: AgentReply =
+        serde_json::from_slice(&answer).map_err(|e| Failure::Protocol(format!("unreadable answer: {e}")))?;
+    let rest = match &reply {
+        Ok(AgentAnswer::Input { size }) => {
+            let bytes = recv.read_to_end(usize::try_from(*size).unwrap_or(usize::MAX)).await.map_err(|e| t(&e))?;
+            if bytes.len() as u64 != *size {
+                return Err(Failure::Transport(format!("input ended after {} of {size} bytes", bytes.len())));
+            }
+            Bytes::from(bytes)
+        }
+        _ => Bytes::new(),
+    };
+    Ok((reply, rest))
+}

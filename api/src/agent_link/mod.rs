@@ -1,0 +1,133 @@
+//! The agent API over QUIC: what an agent uses to reach the cluster.
+//!
+//! An agent dials out to the nodes' QUIC endpoints (the same UDP port as
+//! the peer link, told apart by ALPN), verifies the cluster CA, and shows
+//! no certificate of its own: its bootstrap token and then its worker
+//! credential travel in each request. [`AgentClient`] hides whether the
+//! agent speaks QUIC or, where a cluster has no QUIC endpoint (a single
+//! node without a peer link), the HTTP API.
+
+mod link;
+pub mod proto;
+
+use bytes::Bytes;
+
+pub use link::AgentLink;
+pub use proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest};
+
+use crate::agent::{BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
+use crate::client::{Client, ClientError};
+use crate::jobs::JobOutput;
+
+/// ALPN protocol of the agent link; a node routes connections by it.
+pub const ALPN: &[u8] = b"bm-agent/1";
+
+/// How an agent reaches the cluster: QUIC (the normal way) or HTTP.
+#[derive(Clone)]
+pub enum AgentClient {
+    /// The agent link over QUIC to the nearest node.
+    Quic(AgentLink),
+    /// The HTTP API (a cluster without QUIC endpoints).
+    Http(Client),
+}
+
+impl AgentClient {
+    /// The same transport, calling with the worker credential `token`.
+    pub fn with_token(&self, token: String) -> Self {
+        match self {
+            AgentClient::Quic(l) => AgentClient::Quic(l.with_token(token)),
+            AgentClient::Http(c) => AgentClient::Http(Client::new(c.urls().to_vec(), Some(token))),
+        }
+    }
+
+    /// Exchanges the single-use bootstrap token for a worker credential.
+    pub async fn agent_bootstrap(&self, bootstrap_token: &str) -> Result<Bootstrapped, ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_bootstrap(bootstrap_token).await,
+            AgentClient::Quic(l) => {
+                let req = BootstrapRequest { bootstrap_token: bootstrap_token.to_string() };
+                match l.call(AgentCall::Bootstrap(req), None).await? {
+                    (AgentAnswer::Bootstrapped(b), _) => Ok(b),
+                    (other, _) => Err(mismatch(l, other)),
+                }
+            }
+        }
+    }
+
+    /// Asks what to do next, waiting up to `wait` seconds for work. Also the heartbeat.
+    pub async fn agent_instruction(&self, wait: u64) -> Result<Instruction, ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_instruction(wait).await,
+            AgentClient::Quic(l) => match l.call(AgentCall::Instruction { wait }, None).await? {
+                (AgentAnswer::Instruction(i), _) => Ok(i),
+                (other, _) => Err(mismatch(l, other)),
+            },
+        }
+    }
+
+    /// Reports the job started.
+    pub async fn agent_start(&self, job: &str, epoch: u64) -> Result<(), ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_start(job, epoch).await,
+            AgentClient::Quic(l) => done(l, AgentCall::Start { job: job.into(), epoch }).await,
+        }
+    }
+
+    /// Sends log lines and control messages.
+    pub async fn agent_events(&self, job: &str, upload: &EventsUpload) -> Result<(), ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_events(job, upload).await,
+            AgentClient::Quic(l) => done(l, AgentCall::Events { job: job.into(), upload: upload.clone() }).await,
+        }
+    }
+
+    /// Uploads one output file found at `path` in the worker.
+    pub async fn agent_output(&self, job: &str, epoch: u64, path: &str, data: Bytes) -> Result<JobOutput, ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_output(job, epoch, path, data).await,
+            AgentClient::Quic(l) => {
+                let call = AgentCall::Output { job: job.into(), epoch, path: path.into(), size: data.len() as u64 };
+                match l.call(call, Some(data)).await? {
+                    (AgentAnswer::Output(o), _) => Ok(o),
+                    (other, _) => Err(mismatch(l, other)),
+                }
+            }
+        }
+    }
+
+    /// Downloads an output of a job this one depends on.
+    pub async fn agent_input(&self, job: &str, epoch: u64, output: &str) -> Result<Bytes, ClientError> {
+        match self {
+            AgentClient::Http(c) => {
+                let resp = c.agent_input(job, epoch, output).await?;
+                let url = resp.url().to_string();
+                resp.bytes().await.map_err(|e| ClientError::Transport { urls: url, message: e.to_string() })
+            }
+            AgentClient::Quic(l) => {
+                match l.call(AgentCall::Input { job: job.into(), epoch, output: output.into() }, None).await? {
+                    (AgentAnswer::Input { .. }, bytes) => Ok(bytes),
+                    (other, _) => Err(mismatch(l, other)),
+                }
+            }
+        }
+    }
+
+    /// Reports the end of the job.
+    pub async fn agent_finish(&self, job: &str, finish: &Finish) -> Result<(), ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_finish(job, finish).await,
+            AgentClient::Quic(l) => done(l, AgentCall::Finish { job: job.into(), finish: finish.clone() }).await,
+        }
+    }
+}
+
+async fn done(l: &AgentLink, call: AgentCall) -> Result<(), ClientError> {
+    match l.call(call, None).await? {
+        (AgentAnswer::Done, _) => Ok(()),
+        (other, _) => Err(mismatch(l, other)),
+    }
+}
+
+fn mismatch(l: &AgentLink, answer: AgentAnswer) -> ClientError {
+    ClientError::Protocol { url: l.addrs().join(","), message: format!("answer does not fit the call: {answer:?}") }
+}

@@ -1,0 +1,91 @@
+//! The agent link over QUIC: an agent streams its log to the nearest node,
+//! and when that node dies it reconnects to another and goes on, without a
+//! gap or a duplicate in the log any node serves.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bm_api::jobs::{JobState, JobSubmit};
+use bm_api::Client;
+use common::{default_target, factory, test_tuning, Cluster};
+
+/// Lines the job prints, one every 20 ms (about 8 s in all).
+const LINES: usize = 400;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_node_is_killed_reconnects_and_every_node_serves_the_whole_log() {
+    let mut c = Cluster::start(3, test_tuning()).await;
+    let admin = c.client();
+    default_target(&admin).await;
+    let _factory = factory(&c).await;
+    let script = format!("for i in $(seq 1 {LINES}); do echo line-$i; sleep 0.02; done\n");
+    let job = admin.job_submit(&JobSubmit::script("stream", "default", &script)).await.unwrap().id;
+
+    // Find the node the running job's agent talks to, once some lines are in.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let carrier = loop {
+        let running = admin.job(&job).await.map(|j| j.state == JobState::Running).unwrap_or(false);
+        let lines = stdout_lines(&admin, &job).await.len();
+        if running && lines > 20 {
+            let mut found = None;
+            for id in c.procs.keys().copied().collect::<Vec<_>>() {
+                if c.node_status(id).await.is_some_and(|s| s.agents > 0) {
+                    found = Some(id);
+                }
+            }
+            if let Some(id) = found {
+                break id;
+            }
+        }
+        assert!(Instant::now() < deadline, "the job never ran with an agent connected over QUIC");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    c.kill(carrier);
+
+    // The agent moves to another node (it was killed after about a tenth
+    // of the lines) and the job ends well.
+    let admin = c.client();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match admin.job(&job).await {
+            Ok(j) if j.state.is_terminal() => {
+                assert_eq!(j.state, JobState::Completed, "{j:?}");
+                break;
+            }
+            other => assert!(Instant::now() < deadline, "the job did not end: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Every surviving node serves exactly what the program wrote.
+    let want: Vec<String> = (1..=LINES).map(|i| format!("line-{i}")).collect();
+    for id in c.procs.keys().copied().filter(|id| *id != carrier).collect::<Vec<_>>() {
+        let node = c.client_of(id);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = stdout_lines(&node, &job).await;
+            if got == want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {id} serves {} lines, not the {LINES} written in order; first difference at {:?}",
+                got.len(),
+                got.iter().zip(&want).position(|(a, b)| a != b)
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// The job's standard output as a node serves it (all pages).
+async fn stdout_lines(client: &Client, job: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut next = 0;
+    loop {
+        let Ok(page) = client.job_events(job, next, None).await else { return lines };
+        let Some(last) = page.events.last() else { return lines };
+        next = last.seq + 1;
+        lines.extend(page.events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.clone()));
+    }
+}

@@ -1,0 +1,58 @@
+//! Runs one agent call with the same functions the HTTP agent API uses.
+
+use bm_api::agent_link::proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest};
+use bm_api::{ApiError, ErrorCode};
+use bytes::Bytes;
+use quinn::RecvStream;
+
+use crate::http::agent as api;
+use crate::http::Ctx;
+use crate::node::Node;
+
+/// Answers `req`; an input's bytes come back as the trailer. An output's
+/// bytes are read from `recv` only once the call passed its checks.
+pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (AgentReply, Option<Bytes>) {
+    if req.call == AgentCall::Hello {
+        return (Ok(AgentAnswer::Hello { node: node.id() }), None);
+    }
+    let ctx = Ctx::with_token(node.clone(), req.token).await;
+    match req.call {
+        AgentCall::Hello => unreachable!("answered above"),
+        AgentCall::Bootstrap(b) => (api::bootstrap_with(&ctx, b).await.map(AgentAnswer::Bootstrapped), None),
+        AgentCall::Instruction { wait } => (api::next_within(&ctx, wait).await.map(AgentAnswer::Instruction), None),
+        AgentCall::Start { job, epoch } => (api::start_with(&ctx, job, epoch).await.map(|_| AgentAnswer::Done), None),
+        AgentCall::Events { job, upload } => {
+            (api::events_with(&ctx, job, upload).await.map(|_| AgentAnswer::Done), None)
+        }
+        AgentCall::Finish { job, finish } => {
+            (api::finish_with(&ctx, job, finish).await.map(|_| AgentAnswer::Done), None)
+        }
+        AgentCall::Output { job, epoch, path, size } => (output(&ctx, job, epoch, path, size, recv).await, None),
+        AgentCall::Input { job, epoch, output } => match api::input_bytes(&ctx, &job, &output, epoch).await {
+            Ok(bytes) => (Ok(AgentAnswer::Input { size: bytes.len() as u64 }), Some(bytes)),
+            Err(e) => (Err(e), None),
+        },
+    }
+}
+
+async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, recv: &mut RecvStream) -> AgentReply {
+    let q = api::OutputQuery { epoch, path };
+    if let Err(e) = api::output_check(ctx, &job, &q, size) {
+        // Tell the agent to stop sending; the answer explains why.
+        let _ = recv.stop(quinn::VarInt::from_u32(0));
+        return Err(e);
+    }
+    let data = recv.read_to_end(size as usize).await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("output {} not received whole ({size} bytes announced): {e}", q.path),
+        )
+    })?;
+    if data.len() as u64 != size {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!("output {} ended after {} of the {size} bytes announced", q.path, data.len()),
+        ));
+    }
+    api::output_store(ctx, job, q, Bytes::from(data)).await.map(AgentAnswer::Output)
+}
