@@ -3,6 +3,7 @@
 //! ships its log live, uploads its outputs and reports the end, all under
 //! the assignment's fencing epoch.
 
+pub mod bmat;
 pub mod clone;
 pub mod collect;
 pub mod env;

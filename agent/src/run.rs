@@ -69,6 +69,7 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
         }
     };
 
+    let bmat = crate::bmat::server::Bmat::start(client, &a, run_as, tx.clone())?;
     let workdir = env::workdir(&a.job);
     let home = layout.path(env::BUILD_HOME);
     std::fs::create_dir_all(&home)?;
@@ -105,13 +106,21 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
         let mut vars = if task.env_clear { BTreeMap::new() } else { env::base_env(&a.job) };
         if !task.env_clear {
             vars.extend(locale.clone());
+            vars.insert(crate::bmat::SOCKET_ENV.into(), bmat.socket().display().to_string());
         }
         vars.extend(task.env.clone());
         let cwd = layout.path(&task.workdir.clone().unwrap_or_else(|| workdir.clone()));
         let outcome = tokio::select! {
-            r = run_task(&task.script, &vars, &cwd, run_as, i as u32, &tx) => r?,
+            r = run_task(&task.script, &vars, &cwd, run_as, i as u32, &tx) => match r {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    bmat.stop().await;
+                    return Err(e);
+                }
+            },
             reason = wait_for_stop(client) => {
                 control(&tx, format!("stopping: {reason}")).await;
+                bmat.stop().await;
                 drop(tx);
                 let _ = shipper.await;
                 return Ok(Ending::Stopped(reason));
@@ -124,7 +133,9 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
         }
     }
 
-    // Outputs are uploaded whether the tasks succeeded or failed.
+    // Background processes end with the tasks; outputs are then uploaded
+    // whether the tasks succeeded or failed.
+    bmat.stop().await;
     let rules: Vec<OutputRule> = a.job.output_rules.iter().filter_map(|r| OutputRule::parse(r).ok()).collect();
     match crate::collect::upload_outputs(client, &job, epoch, &rules, layout, &tx).await {
         Ok(None) => {}
@@ -150,7 +161,7 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
 /// Calls the cluster until it answers, riding out transport errors and
 /// `unavailable` (a node down, an election): only a real answer ends it.
 /// The calls it wraps are idempotent under their fencing epoch.
-async fn retry_transient<F, Fut>(what: &str, call: F) -> Result<(), bm_api::ClientError>
+pub(crate) async fn retry_transient<F, Fut>(what: &str, call: F) -> Result<(), bm_api::ClientError>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), bm_api::ClientError>>,

@@ -15,6 +15,7 @@ pub fn dispatch(args: &[OsString]) -> Option<i32> {
         "pfexec" => Some(pfexec(&rest)),
         "ptime" => Some(ptime(&rest)),
         "banner" => Some(banner(&rest)),
+        "bmat" => Some(crate::bmat::command::main(&rest)),
         _ => None,
     }
 }

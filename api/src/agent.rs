@@ -57,6 +57,31 @@ pub struct Assignment {
     pub store: BTreeMap<String, String>,
     /// Outputs of the jobs this one depends on, to place under `/input/NAME/`.
     pub inputs: Vec<InputSet>,
+    /// The factory that made this worker (for `bmat factory name|id`).
+    #[serde(default)]
+    pub factory: Option<AssignedFactory>,
+}
+
+/// The factory behind a worker, as the job may ask for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AssignedFactory {
+    /// The factory's id.
+    pub id: String,
+    /// The factory's name.
+    pub name: String,
+}
+
+/// A job-store value the job sets (`bmat store put`), under the epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentStorePut {
+    /// The assignment's epoch.
+    pub epoch: u64,
+    /// The value.
+    pub value: String,
+    /// A secret value is never shown to users (only to the job).
+    #[serde(default)]
+    pub secret: bool,
 }
 
 /// The outputs of one dependency.

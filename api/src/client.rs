@@ -12,7 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::agent::{BootstrapRequest, Bootstrapped, EventsUpload, Fenced, Finish, Instruction};
+use crate::agent::{AgentStorePut, BootstrapRequest, Bootstrapped, EventsUpload, Fenced, Finish, Instruction};
 use crate::error::{ApiError, ErrorCode};
 use crate::factories::*;
 use crate::jobs::*;
@@ -422,6 +422,13 @@ impl Client {
     pub async fn agent_input(&self, job: &str, epoch: u64, output: &str) -> Result<reqwest::Response, ClientError> {
         let q = [("epoch", epoch.to_string())];
         self.send(Method::GET, &format!("agent/jobs/{}/inputs/{}", enc(job), enc(output)), &q, None).await
+    }
+
+    /// Sets a job-store value (`bmat store put`).
+    pub async fn agent_store_put(&self, job: &str, name: &str, put: &AgentStorePut) -> Result<(), ClientError> {
+        let path = format!("agent/jobs/{}/store/{}", enc(job), enc(name));
+        let _: serde_json::Value = self.call(Method::PUT, &path, &[], Self::json(put)).await?;
+        Ok(())
     }
 
     /// Reports the end of the job.

@@ -159,7 +159,7 @@ pub struct JobfileCheckArgs {
 
 /// Names under which this binary is the worker-side agent or one of the
 /// job's tools (the local factory installs `bm` under these names).
-const AGENT_NAMES: [&str; 4] = ["bm-agent", "pfexec", "ptime", "banner"];
+const AGENT_NAMES: [&str; 5] = ["bm-agent", "pfexec", "ptime", "banner", "bmat"];
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();

@@ -138,3 +138,42 @@ fn a_job_sees_every_environment_variable_the_spec_lists() {
     assert_eq!(value("PWD"), "/work/local/envrepo");
     assert_eq!(value("ID"), "1000:build");
 }
+
+#[test]
+fn bmat_reads_and_sets_the_store_starts_background_processes_and_names_the_factory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("bmatrepo");
+    std::fs::create_dir_all(repo.join(".github/buildomat/jobs")).unwrap();
+    std::fs::write(
+        repo.join(".github/buildomat/jobs/bmat.sh"),
+        "#!/bin/bash\n#:\n#: name = \"bmat\"\n#: variety = \"basic\"\n#:\nset -o errexit\n\
+         bmat store put greeting hello\n\
+         echo -n s3cret | bmat store put -s token\n\
+         echo \"got=$(bmat store get greeting) secret=$(bmat store get token)\"\n\
+         bmat store get missing || echo \"missing-exit=$?\"\n\
+         echo \"factory=$(bmat factory name) id=$(bmat factory id)\"\n\
+         bmat process start ticker bash -c 'for i in 1 2 3; do echo tick-$i; sleep 0.1; done; exec sleep 1000'\n\
+         bmat process start 'bad name' true || echo \"bad-name-exit=$?\"\n\
+         bmat frob || echo \"usage-exit=$?\"\n\
+         sleep 1\n",
+    )
+    .unwrap();
+    let o = local_run(&repo, &tmp.path().join("out"), &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    let has = |s: &str| stdout.lines().any(|l| l.contains(s));
+    assert!(has("got=hello secret=s3cret"), "{stdout}");
+    assert!(has("missing-exit=1"), "{stdout}");
+    assert!(has("bad-name-exit=1"), "{stdout}");
+    assert!(has("usage-exit=2"), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("factory=local-") && l.contains(" id=") && !l.ends_with("id=")),
+        "{stdout}"
+    );
+    for i in 1..=3 {
+        assert!(stdout.lines().any(|l| l.contains(" | ") && l.ends_with(&format!("tick-{i}"))), "tick-{i}: {stdout}");
+    }
+    assert!(has("background process ticker started"), "{stdout}");
+    // The job ended while `sleep 1000` ran: it was killed with the job.
+    assert!(has("background process ticker ended: signal: 9"), "{stdout}");
+}

@@ -48,6 +48,7 @@ use crate::http::{agent, cluster, events, factories, jobs, public, targets, user
         agent::start,
         agent::events,
         agent::finish,
+        agent::store_put,
         agent::output,
         agent::input,
         cluster::status,

@@ -15,7 +15,7 @@ use bytes::Bytes;
 pub use link::AgentLink;
 pub use proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest};
 
-use crate::agent::{BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
+use crate::agent::{AgentStorePut, BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
 use crate::client::{Client, ClientError};
 use crate::jobs::JobOutput;
 
@@ -108,6 +108,16 @@ impl AgentClient {
                     (AgentAnswer::Input { .. }, bytes) => Ok(bytes),
                     (other, _) => Err(mismatch(l, other)),
                 }
+            }
+        }
+    }
+
+    /// Sets a job-store value (`bmat store put`).
+    pub async fn agent_store_put(&self, job: &str, name: &str, put: &AgentStorePut) -> Result<(), ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_store_put(job, name, put).await,
+            AgentClient::Quic(l) => {
+                done(l, AgentCall::StorePut { job: job.into(), name: name.into(), put: put.clone() }).await
             }
         }
     }

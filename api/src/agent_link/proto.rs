@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
+use crate::agent::{AgentStorePut, BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
 use crate::error::ApiError;
 use crate::jobs::JobOutput;
 
@@ -75,6 +75,15 @@ pub enum AgentCall {
         /// The output's id.
         output: String,
     },
+    /// A job-store value the job sets.
+    StorePut {
+        /// The job.
+        job: String,
+        /// The key.
+        name: String,
+        /// Value, secrecy and epoch.
+        put: AgentStorePut,
+    },
     /// The end of the job.
     Finish {
         /// The job.
@@ -95,6 +104,7 @@ impl AgentCall {
             AgentCall::Events { .. } => "events",
             AgentCall::Output { .. } => "output",
             AgentCall::Input { .. } => "input",
+            AgentCall::StorePut { .. } => "store_put",
             AgentCall::Finish { .. } => "finish",
         }
     }
@@ -113,7 +123,7 @@ pub enum AgentAnswer {
     Bootstrapped(Bootstrapped),
     /// To `Instruction`.
     Instruction(Instruction),
-    /// To `Start`, `Events` and `Finish`.
+    /// To `Start`, `Events`, `StorePut` and `Finish`.
     Done,
     /// To `Output`: the stored output.
     Output(JobOutput),

@@ -24,6 +24,9 @@ pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (Age
         AgentCall::Events { job, upload } => {
             (api::events_with(&ctx, job, upload).await.map(|_| AgentAnswer::Done), None)
         }
+        AgentCall::StorePut { job, name, put } => {
+            (api::store_put_with(&ctx, job, name, put).await.map(|_| AgentAnswer::Done), None)
+        }
         AgentCall::Finish { job, finish } => {
             (api::finish_with(&ctx, job, finish).await.map(|_| AgentAnswer::Done), None)
         }

@@ -4,8 +4,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bm_api::agent::{Assignment, BootstrapRequest, Bootstrapped, EventsUpload, Fenced, Finish, InputSet, Instruction};
-use bm_api::jobs::{JobOutput, JobState};
+use bm_api::agent::{
+    AgentStorePut, AssignedFactory, Assignment, BootstrapRequest, Bootstrapped, EventsUpload, Fenced, Finish, InputSet,
+    Instruction,
+};
+use bm_api::jobs::{JobOutput, JobState, StorePut};
 use bm_api::workers::WorkerState;
 use bm_api::{ApiError, ErrorCode};
 use bytes::Bytes;
@@ -90,7 +93,13 @@ fn instruction(s: &State, worker: &str) -> Result<Instruction, ApiError> {
         })
         .collect();
     let store: BTreeMap<String, String> = job.store.iter().map(|(k, v)| (k.clone(), v.value.clone())).collect();
-    Ok(Instruction::Run(Box::new(Assignment { job: job.job.clone(), epoch: w.worker.epoch, store, inputs })))
+    let factory = w
+        .worker
+        .factory
+        .as_ref()
+        .and_then(|f| s.factories.get(f))
+        .map(|f| AssignedFactory { id: f.factory.id.clone(), name: f.factory.name.clone() });
+    Ok(Instruction::Run(Box::new(Assignment { job: job.job.clone(), epoch: w.worker.epoch, store, inputs, factory })))
 }
 
 /// Query of the instruction long-poll.
@@ -185,6 +194,25 @@ pub async fn finish(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
 pub async fn finish_with(ctx: &Ctx, job: String, f: Finish) -> Result<(), ApiError> {
     let time = chrono::Utc::now();
     fenced(ctx, f.epoch, |fence| Command::JobFinish { job, fence, failure: f.failure, time }).await?;
+    Ok(())
+}
+
+/// The job sets a job-store value (`bmat store put`).
+#[utoipa::path(put, operation_id = "agent_store_put", path = "/v1/agent/jobs/{job}/store/{name}", tag = "agent",
+    params(("job" = String, Path), ("name" = String, Path)), request_body = AgentStorePut,
+    responses((status = 200), (status = 409, body = ApiError)))]
+pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Result<serde_json::Value, ApiError> {
+    store_put_with(&ctx, job, name, reply::body(&raw)?).await?;
+    Ok(serde_json::json!({}))
+}
+
+/// [`store_put`] with its request parsed (shared with the agent link).
+pub async fn store_put_with(ctx: &Ctx, job: String, name: String, p: AgentStorePut) -> Result<(), ApiError> {
+    let worker = worker(ctx)?;
+    let put = StorePut { value: p.value, secret: p.secret };
+    let cmd =
+        Command::StorePut { job, name, put, fence: Some(Fence { worker, epoch: p.epoch }), time: chrono::Utc::now() };
+    ctx.node.propose(cmd).await?;
     Ok(())
 }
 

@@ -312,6 +312,13 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .and(json_body())
         .then(|j, c, b| agent::finish(c, j, b))
         .map(reply::reply);
+    let ag_store = v1
+        .and(path!("agent" / "jobs" / String / "store" / String))
+        .and(put())
+        .and(c.clone())
+        .and(json_body())
+        .then(|j, n, c, b| agent::store_put(c, j, n, b))
+        .map(reply::reply);
     let ag_output = v1
         .and(path!("agent" / "jobs" / String / "outputs"))
         .and(put())
@@ -335,6 +342,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .or(ag_events)
         .unify()
         .or(ag_finish)
+        .unify()
+        .or(ag_store)
         .unify()
         .or(ag_output)
         .unify()
