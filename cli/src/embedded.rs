@@ -155,7 +155,8 @@ fn ignore_conflict(r: Result<(), bm_api::ClientError>) -> Result<(), bm_api::Cli
 /// (sandbox processes run as unprivileged uids, so every folder above must
 /// be searchable by others, which a home or a private temp dir is not).
 pub fn sandbox_dir() -> anyhow::Result<PathBuf> {
-    let d = std::env::temp_dir().join(format!("bm-sandboxes-{}", std::process::id()));
+    let prefix = bm_factory_local::orphans::DEFAULT_DIR_PREFIX;
+    let d = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
     std::fs::create_dir_all(&d)?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;

@@ -25,7 +25,8 @@ pub struct LocalFactoryConfig {
     pub token: String,
     /// Targets it makes workers for.
     pub targets: Vec<String>,
-    /// Where sandboxes live; emptied on start.
+    /// Where sandboxes live; held (locked) by this factory for its life,
+    /// and emptied on start of whatever a crashed factory left in it.
     pub dir: PathBuf,
     /// The `bm-agent` binary to put in each sandbox.
     pub agent_bin: PathBuf,
@@ -41,12 +42,14 @@ struct Live {
 /// Runs the factory until `stop` turns true.
 pub async fn run(cfg: LocalFactoryConfig, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let client = Client::new(cfg.urls.clone(), Some(cfg.token.clone()));
-    if cfg.dir.exists() {
-        std::fs::remove_dir_all(&cfg.dir)?;
-    }
-    std::fs::create_dir_all(&cfg.dir)?;
+    let _held = crate::orphans::claim(&cfg.dir)?;
     let mut live: BTreeMap<String, Live> = BTreeMap::new();
+    let mut next_sweep = tokio::time::Instant::now();
     loop {
+        if tokio::time::Instant::now() >= next_sweep {
+            sweep_abandoned(&cfg.dir).await;
+            next_sweep += SWEEP_EVERY;
+        }
         if let Err(e) = pass(&cfg, &client, &mut live).await {
             tracing::warn!(error = %e, "local factory pass failed; retrying");
         }
@@ -61,6 +64,21 @@ pub async fn run(cfg: LocalFactoryConfig, mut stop: watch::Receiver<bool>) -> an
             let _ = std::fs::remove_dir_all(&cfg.dir);
             return Ok(());
         }
+    }
+}
+
+/// How often the folders of dead factories next to ours are looked for.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// Kills and removes what factories that died left next to `dir` (their
+/// default folders), so a crash leaks nothing for long.
+async fn sweep_abandoned(dir: &std::path::Path) {
+    let Some(parent) = dir.parent().map(|p| p.to_path_buf()) else { return };
+    let dir = dir.to_path_buf();
+    let prefix = crate::orphans::DEFAULT_DIR_PREFIX;
+    let reaped = tokio::task::spawn_blocking(move || crate::orphans::reap_abandoned(&parent, prefix, &dir)).await;
+    if let Ok(n @ 1..) = reaped {
+        tracing::warn!(folders = n, "reaped sandboxes of local factories that died");
     }
 }
 

@@ -1,4 +1,5 @@
 //! The local factory.
 
 pub mod factory;
+pub mod orphans;
 pub mod sandbox;

@@ -331,6 +331,10 @@ impl Sandbox {
             .env("PATH", PATH)
             .env("HOME", "/root")
             .env("LANG", "C.UTF-8")
+            // Marks the sandbox's first process (which becomes its pid 1)
+            // so that a factory restarted after a crash finds what this one
+            // left running (see `orphans`).
+            .env(crate::orphans::SANDBOX_ENV, &self.dir)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .current_dir("/")
             .stdin(Stdio::null())
@@ -389,56 +393,7 @@ impl Sandbox {
     pub fn kill_all(&self) {
         let users: HashSet<String> =
             self.spawned.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(ns, _)| ns.clone()).collect();
-        if users.is_empty() {
-            return;
-        }
-        let host_pidns = fs::read_link("/proc/self/ns/pid").map(|l| l.to_string_lossy().into_owned()).ok();
-        let mut pidns: BTreeSet<String> = BTreeSet::new();
-        // Handles on the pid namespaces found, for the same reason as above.
-        let mut held: Vec<fs::File> = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let mut found = 0;
-            // Repeat so that pid namespaces learned late are covered too.
-            for _ in 0..2 {
-                found = 0;
-                let Ok(rd) = fs::read_dir("/proc") else { return };
-                for e in rd.flatten() {
-                    let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-                    let user = fs::read_link(format!("/proc/{pid}/ns/user"));
-                    let pns = fs::read_link(format!("/proc/{pid}/ns/pid"));
-                    let (Ok(user), Ok(pns)) = (user, pns) else { continue }; // gone
-                    if is_zombie(pid) {
-                        continue; // dead already; its parent reaps it
-                    }
-                    let user = user.to_string_lossy().into_owned();
-                    let pns = pns.to_string_lossy().into_owned();
-                    let ours = users.contains(&user);
-                    if ours && Some(&pns) != host_pidns.as_ref() && !pidns.contains(&pns) {
-                        let path = format!("/proc/{pid}/ns/pid");
-                        if let Ok(f) = fs::File::open(&path) {
-                            if fs::read_link(&path).ok().map(|l| l.to_string_lossy().into_owned()) == Some(pns.clone())
-                            {
-                                held.push(f);
-                                pidns.insert(pns.clone());
-                            }
-                        }
-                    }
-                    if ours || pidns.contains(&pns) {
-                        // SAFETY: plain syscall.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                        found += 1;
-                    }
-                }
-            }
-            if found == 0 || Instant::now() > deadline {
-                if found != 0 {
-                    tracing::warn!(dir = %self.dir.display(), found, "sandbox processes survive SIGKILL");
-                }
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        kill_namespaces(&users, &self.dir);
     }
 
     /// Kills everything in the sandbox and removes its directory (its mounts
@@ -458,6 +413,62 @@ impl Drop for Sandbox {
     }
 }
 
+/// SIGKILLs every process in the user namespaces `users` (given as their
+/// `/proc/PID/ns/user` links) and in the PID namespaces they own, and waits
+/// until none is left; `what` names the sandbox in warnings.
+pub fn kill_namespaces(users: &HashSet<String>, what: &Path) {
+    if users.is_empty() {
+        return;
+    }
+
+    let host_pidns = fs::read_link("/proc/self/ns/pid").map(|l| l.to_string_lossy().into_owned()).ok();
+    let mut pidns: BTreeSet<String> = BTreeSet::new();
+    // Handles on the pid namespaces found, for the same reason as above.
+    let mut held: Vec<fs::File> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut found = 0;
+        // Repeat so that pid namespaces learned late are covered too.
+        for _ in 0..2 {
+            found = 0;
+            let Ok(rd) = fs::read_dir("/proc") else { return };
+            for e in rd.flatten() {
+                let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+                let user = fs::read_link(format!("/proc/{pid}/ns/user"));
+                let pns = fs::read_link(format!("/proc/{pid}/ns/pid"));
+                let (Ok(user), Ok(pns)) = (user, pns) else { continue }; // gone
+                if is_zombie(pid) {
+                    continue; // dead already; its parent reaps it
+                }
+                let user = user.to_string_lossy().into_owned();
+                let pns = pns.to_string_lossy().into_owned();
+                let ours = users.contains(&user);
+                if ours && Some(&pns) != host_pidns.as_ref() && !pidns.contains(&pns) {
+                    let path = format!("/proc/{pid}/ns/pid");
+                    if let Ok(f) = fs::File::open(&path) {
+                        if fs::read_link(&path).ok().map(|l| l.to_string_lossy().into_owned()) == Some(pns.clone()) {
+                            held.push(f);
+                            pidns.insert(pns.clone());
+                        }
+                    }
+                }
+                if ours || pidns.contains(&pns) {
+                    // SAFETY: plain syscall.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    found += 1;
+                }
+            }
+        }
+        if found == 0 || Instant::now() > deadline {
+            if found != 0 {
+                tracing::warn!(dir = %what.display(), found, "sandbox processes survive SIGKILL");
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// Whether `pid` has exited but is not reaped yet (or is gone).
 fn is_zombie(pid: i32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
@@ -468,7 +479,7 @@ fn is_zombie(pid: i32) -> bool {
 
 /// `rm -rf`, making directories writable first if that is what stops it
 /// (unprivileged: a job may leave read-only directories).
-fn remove_tree(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn remove_tree(dir: &Path) -> anyhow::Result<()> {
     match fs::remove_dir_all(dir) {
         Ok(()) => return Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
