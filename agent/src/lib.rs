@@ -11,6 +11,7 @@ mod font;
 pub mod inputs;
 mod locale;
 pub mod outputs;
+pub mod pfexec;
 pub mod program;
 pub mod run;
 pub mod shipper;

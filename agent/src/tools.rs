@@ -3,7 +3,6 @@
 //! worker (the spec's cross-platform helpers). Dispatch is on `argv[0]`.
 
 use std::ffi::OsString;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Instant;
 
@@ -12,38 +11,12 @@ pub fn dispatch(args: &[OsString]) -> Option<i32> {
     let name = args.first().map(std::path::Path::new)?.file_name()?.to_str()?.to_string();
     let rest: Vec<OsString> = args[1..].to_vec();
     match name.as_str() {
-        "pfexec" => Some(pfexec(&rest)),
+        "pfexec" => Some(crate::pfexec::main(&rest)),
         "ptime" => Some(ptime(&rest)),
         "banner" => Some(banner(&rest)),
         "bmat" => Some(crate::bmat::command::main(&rest)),
         _ => None,
     }
-}
-
-/// Runs a command as root. Installed setuid-root (root of the worker, not
-/// of the host), it makes its real ids root too and executes the command.
-fn pfexec(args: &[OsString]) -> i32 {
-    let Some((cmd, rest)) = args.split_first() else {
-        eprintln!("usage: pfexec COMMAND [ARG...]");
-        return 2;
-    };
-    // SAFETY: plain system calls on integers; no memory is shared.
-    let already_root = unsafe { libc::getuid() == 0 && libc::geteuid() == 0 };
-    // Dropping supplementary groups is refused in a user namespace without a
-    // group map of its own; it is not what makes us root, so it may fail.
-    // SAFETY: as above.
-    let ok = already_root
-        || unsafe {
-            libc::setgroups(0, std::ptr::null());
-            libc::setgid(0) == 0 && libc::setuid(0) == 0
-        };
-    if !ok {
-        eprintln!("pfexec: cannot become root: {}", std::io::Error::last_os_error());
-        return 1;
-    }
-    let err = Command::new(cmd).args(rest).exec();
-    eprintln!("pfexec: cannot run {}: {err}", cmd.to_string_lossy());
-    127
 }
 
 /// Times a command: `ptime [-m] COMMAND [ARG...]`, figures on stderr.

@@ -47,6 +47,8 @@ pub const RANGE: u32 = 65536;
 pub const FIRST_BASE: u32 = 200_000;
 /// How many distinct ranges there are (the last ends below 2^31).
 const SLOTS: u32 = 16_000;
+/// The small `pfexec` executable, looked for next to the agent binary.
+pub const PFEXEC_BIN: &str = "bm-pfexec";
 /// Where the agent lives inside the sandbox (on `PATH`).
 pub const AGENT_PATH: &str = "/usr/local/bin/bm-agent";
 /// Names under which the multi-call agent is also installed in
@@ -224,21 +226,34 @@ impl Sandbox {
             chmod(&p, 0o644)?;
         }
 
-        // The agent and its other names. pfexec is a copy of its own: it is
-        // setuid, the others must not be.
+        // The agent and its other names. With a uid range, the agent is a
+        // hard link to the host's binary: nothing in the sandbox can write
+        // to it (its owner is not mapped there), and linking costs nothing
+        // where copying 100 MB would dominate the sandbox's creation.
+        // Without one, the sandbox's root is the binary's owner, so it gets
+        // a copy. pfexec is always a copy of its own, setuid to the
+        // sandbox's root: the small `bm-pfexec` when it sits next to the
+        // agent, else the agent itself.
         let agent = d.join("bin/bm-agent");
-        fs::copy(agent_bin, &agent).with_context(|| format!("copy {} to {}", agent_bin.display(), agent.display()))?;
+        let copy = |from: &Path, to: &Path| {
+            fs::copy(from, to).with_context(|| format!("copy {} to {}", from.display(), to.display()))
+        };
+        if root_id.is_none() || fs::hard_link(agent_bin, &agent).is_err() {
+            copy(agent_bin, &agent)?;
+            if let Some(o) = root_id {
+                chown(&agent, o)?;
+            }
+            chmod(&agent, 0o755)?;
+        }
         let pfexec = d.join("bin/pfexec");
-        fs::copy(agent_bin, &pfexec)
-            .with_context(|| format!("copy {} to {}", agent_bin.display(), pfexec.display()))?;
+        let small = agent_bin.with_file_name(PFEXEC_BIN);
+        copy(if small.is_file() { &small } else { agent_bin }, &pfexec)?;
         if let Some(o) = root_id {
-            chown(&agent, o)?;
             chown(&pfexec, o)?;
             chmod(&pfexec, 0o4755)?; // after chown, which clears set-id bits
         } else {
             chmod(&pfexec, 0o755)?;
         }
-        chmod(&agent, 0o755)?;
         for t in TOOL_LINKS {
             fs::hard_link(&agent, d.join("bin").join(t)).with_context(|| format!("link {t}"))?;
         }
