@@ -104,6 +104,28 @@ impl Net {
         debug!(?q, "link quality set");
     }
 
+    /// Link quality for the datagrams from `from` to `to` only (one way), in place of the network's
+    /// [`Net::set_quality`], so that some links can be bad while the others stay good. Datagrams from or to
+    /// anonymous sources keep the network's quality.
+    pub fn set_link_quality(&self, from: Endpoint, to: Endpoint, q: Quality) {
+        self.inner.shared.state().dice.set_link(from, to, q);
+        debug!(from, to, ?q, "link quality set for one link");
+    }
+
+    /// Link quality for every datagram from or to `id` (agents and other anonymous sources included), in place of
+    /// the network's; a link given its own quality with [`Net::set_link_quality`] keeps that.
+    pub fn set_endpoint_quality(&self, id: Endpoint, q: Quality) {
+        self.inner.shared.state().dice.set_endpoint(id, q);
+        debug!(id, ?q, "link quality set for one endpoint");
+    }
+
+    /// Forgets every quality set with [`Net::set_link_quality`] or [`Net::set_endpoint_quality`]; the network's
+    /// quality stays.
+    pub fn clear_link_qualities(&self) {
+        self.inner.shared.state().dice.clear_links();
+        debug!("link qualities cleared");
+    }
+
     /// Counters: datagrams forwarded, dropped by a cut, dropped by chance, duplicated, delayed.
     pub fn stats(&self) -> Stats {
         self.inner.shared.counters.snapshot()

@@ -51,7 +51,7 @@ impl Shared {
         self.decide(&mut state, Some(from), to)
     }
 
-    /// Applies the cuts (only between known endpoints) and then the link quality.
+    /// Applies the cuts (only between known endpoints) and then the link's quality.
     fn decide(&self, state: &mut State, from: Option<Endpoint>, to: Option<Endpoint>) -> Option<Copies> {
         let c = &self.counters;
         if let (Some(f), Some(t)) = (from, to) {
@@ -61,7 +61,7 @@ impl Shared {
                 return None;
             }
         }
-        let Some(copies) = state.dice.roll() else {
+        let Some(copies) = state.dice.roll(from, to) else {
             Counters::bump(&c.dropped, 1);
             trace!(?from, ?to, "datagram dropped by chance");
             return None;

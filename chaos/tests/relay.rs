@@ -179,6 +179,24 @@ async fn certain_drop_drops_everything() {
 }
 
 #[tokio::test]
+async fn a_bad_link_spoils_only_that_link() {
+    let c = Cluster::new(&[1, 2, 3]).await;
+    c.net.set_link_quality(2, 1, Quality { drop: 1.0, ..Quality::default() });
+    for _ in 0..10 {
+        c.send(2, 1, b"lost").await;
+    }
+    silent(&c.socks[&1]).await;
+    c.send(3, 1, b"from 3").await;
+    assert_eq!(recv(&c.socks[&1]).await.0, b"from 3");
+    c.send(1, 2, b"other way").await;
+    assert_eq!(recv(&c.socks[&2]).await.0, b"other way");
+    c.net.clear_link_qualities();
+    c.send(2, 1, b"healed").await;
+    assert_eq!(recv(&c.socks[&1]).await.0, b"healed");
+    assert_eq!(c.net.stats(), Stats { dropped: 10, forwarded: 3, ..Stats::default() });
+}
+
+#[tokio::test]
 async fn certain_duplication_doubles_everything() {
     let c = Cluster::new(&[1, 2]).await;
     c.net.set_quality(Quality { duplicate: 1.0, ..Quality::default() });
