@@ -36,7 +36,8 @@ impl Run {
     }
 }
 
-/// A run with a fault from 100 to 200 ms and seven jobs; `inject` names the invariants to break.
+/// A run with a fault from 100 to 200 ms and seven jobs (K fails: its worker was lost); `inject` names the
+/// invariants to break.
 fn history(inject: &[&str]) -> History {
     let bad = |name: &str| inject.contains(&name);
     let mut r = Run { h: History::new() };
@@ -55,7 +56,7 @@ fn history(inject: &[&str]) -> History {
             r.read(job, 260, "queued", worker); // stale
         }
         if !(job == "T" && bad("terminal_after_heal")) {
-            r.read(job, 250, "completed", worker);
+            r.read(job, 250, if job == "K" { "failed" } else { "completed" }, worker);
         }
     }
     if bad("single_runner") {
@@ -86,6 +87,15 @@ fn history(inject: &[&str]) -> History {
         let kind = OpKind::ReadOutput { job: "O".into(), path: "out/bin".into(), node };
         r.op(kind, 400, 410, Value::Output(Some(sha.into())));
     }
+    // How the jobs ended, as the cluster records it: K failed, its agent killed, and says why.
+    for job in ["L", "R", "G", "O", "S", "T"] {
+        r.fact(OpKind::JobEnded { job: job.into(), state: "completed".into(), cause: None }, 250);
+    }
+    if !bad("jobs_complete") {
+        r.fact(OpKind::AgentKilled { job: "K".into(), worker: "w9".into() }, 50);
+    }
+    let cause = if bad("failures_have_causes") { None } else { Some("the worker's agent stopped calling in".into()) };
+    r.fact(OpKind::JobEnded { job: "K".into(), state: "failed".into(), cause }, 250);
     // Job T polled long after the heal.
     let t_state = if bad("terminal_after_heal") { "running" } else { "completed" };
     r.read("T", 2_000, t_state, "w1");
@@ -105,7 +115,7 @@ fn a_clean_history_holds_everywhere() {
         let verdict = report.verdict(name).expect("every invariant has a verdict");
         assert!(verdict.checked > 0, "{name} checked nothing:\n{report}");
     }
-    assert!(report.to_string().starts_with("chaos check: 7 invariants, 7 held, 0 violated"), "{report}");
+    assert!(report.to_string().starts_with("chaos check: 9 invariants, 9 held, 0 violated"), "{report}");
 }
 
 #[test]
@@ -137,6 +147,7 @@ fn all_injected_violations_are_named_and_shown() {
         "read_job T node 1 -> ok running epoch 1 worker w1",
         "job_ran_on K worker w9 from +20.000ms to +80.000ms -> ok done",
         "fault \"partition [1] [2 3]\" from +100.000ms to +200.000ms",
+        "job_ended K failed (no cause given) -> ok done",
     ] {
         assert!(text.contains(line), "missing {line:?} in:\n{text}");
     }

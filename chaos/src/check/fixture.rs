@@ -72,6 +72,10 @@ impl Hb {
         self.fact(kind, end.unwrap_or(start))
     }
 
+    pub(crate) fn ended(&mut self, job: &str, state: &str, cause: Option<&str>, t: u64) -> u64 {
+        self.fact(OpKind::JobEnded { job: job.into(), state: state.into(), cause: cause.map(Into::into) }, t)
+    }
+
     pub(crate) fn destroyed(&mut self, worker: &str, t: u64) -> u64 {
         self.fact(OpKind::WorkerDestroyed { worker: worker.into() }, t)
     }

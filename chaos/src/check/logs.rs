@@ -14,8 +14,11 @@ pub const NAME: &str = "logs";
 type Written<'a> = Vec<(u64, &'a str, &'a Op)>;
 
 /// Checks every job that recorded its `AppendLog`s. A log read before any read showed the job ended must be a
-/// prefix of what it wrote (per stream); one read after must be all of it. The last full read of each node must
-/// agree with the other nodes'. Each node's first bad read is reported, with the first differing position.
+/// prefix of what it wrote (per stream); one read after must hold everything surely written. An append whose
+/// outcome is unknown (a job cut short, say by the loss of its agent, may or may not have written the rest of its
+/// lines) may be missing from the end of a finished log, never from its middle, so a cut-short job's log must
+/// still be a gap-free, duplicate-free, in-order prefix. The last full read of each node must agree with the other
+/// nodes'. Each node's first bad read is reported, with the first differing position.
 pub fn check(h: &History, _cfg: &CheckConfig) -> Verdict {
     let origin = h.origin();
     let mut written: BTreeMap<&str, BTreeMap<&str, Written<'_>>> = BTreeMap::new();
@@ -69,7 +72,8 @@ pub fn check(h: &History, _cfg: &CheckConfig) -> Verdict {
     Verdict::new(NAME, written.len(), violations, vec![])
 }
 
-/// Compares one read with what was written, stream by stream; `full` asks for all of it rather than a prefix.
+/// Compares one read with what was written, stream by stream; `full` asks for everything surely written rather
+/// than a prefix.
 /// Returns what is wrong at the first differing position and the `AppendLog` records involved.
 fn compare<'a>(streams: &BTreeMap<&str, Written<'a>>, got: &[LogEntry], full: bool) -> Option<(String, Vec<&'a Op>)> {
     let names: BTreeSet<&str> = streams.keys().copied().chain(got.iter().map(|e| e.stream.as_str())).collect();
@@ -90,7 +94,7 @@ fn compare<'a>(streams: &BTreeMap<&str, Written<'a>>, got: &[LogEntry], full: bo
                 }
                 None => (format!("{stream} position {same}: #{hs} was never written"), vec![]),
             }),
-            (Some(&(ws, _, wop)), None) if full => Some((
+            (Some(&(ws, _, wop)), None) if full && want[same..].iter().any(|w| w.2.ok().is_some()) => Some((
                 format!(
                     "{stream} ends after {same} entries: #{ws} and {} more were written (missing tail)",
                     want.len() - same - 1
@@ -163,8 +167,9 @@ fn disagreements(job: &str, full: &BTreeMap<u64, (&Op, &[LogEntry])>) -> Vec<Vio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::fixture::{excerpt_ids, Hb};
+    use crate::check::fixture::{excerpt_ids, ms, Hb};
     use crate::check::Status;
+    use crate::history::Outcome;
 
     /// Job A writes stdout #0..#3 (hashes h0..h3) and stderr #0 (e0), then ends; returns the append ids.
     fn written() -> (Hb, Vec<u64>) {
@@ -243,6 +248,50 @@ mod tests {
         let (mut b, _) = written();
         b.read_log("A", 1, 70, 71, &[GOOD[0], GOOD[1], GOOD[2], GOOD[3], GOOD[4], ("stdout", 9, "h9")]);
         assert!(one_violation(&b).message.contains("#9 was never written"));
+    }
+
+    /// Job K was cut short: it may have written stdout #0..#3 (hashes h0..h3), then it ended.
+    fn cut_short() -> Hb {
+        let mut b = Hb::new();
+        b.submit("K", 0, 1);
+        for i in 0..4 {
+            let kind =
+                OpKind::AppendLog { job: "K".into(), stream: "stdout".into(), seq: i, bytes_hash: format!("h{i}") };
+            b.h.push(1, kind, ms(10), Some(ms(40)), Outcome::Unknown("the agent was killed".into()));
+        }
+        b.read("K", 50, 60, "failed", 1, None);
+        b
+    }
+
+    #[test]
+    fn a_cut_short_log_may_end_anywhere_but_stays_a_prefix() {
+        for len in [0, 2, 4] {
+            let mut b = cut_short();
+            let prefix: Vec<_> = [GOOD[0], GOOD[1], GOOD[3], GOOD[4]][..len].to_vec();
+            b.read_log("K", 1, 20, 21, &prefix[..len / 2]);
+            for node in 1..=3 {
+                b.read_log("K", node, 70, 71, &prefix);
+            }
+            assert_eq!(verdict(&b).status(), Status::Holds, "{len}: {:?}", verdict(&b));
+        }
+        let mut b = cut_short();
+        b.read_log("K", 1, 70, 71, &[GOOD[0], GOOD[3]]);
+        assert!(one_violation(&b).message.contains("#1 is missing, #2 follows #0 (gap)"));
+        let mut b = cut_short();
+        b.read_log("K", 1, 70, 71, &[GOOD[0], GOOD[0]]);
+        assert!(one_violation(&b).message.contains("(duplicate)"));
+        let mut b = cut_short();
+        b.read_log("K", 1, 70, 71, &[GOOD[0], ("stdout", 9, "h9")]);
+        assert!(one_violation(&b).message.contains("#9 was never written"));
+    }
+
+    #[test]
+    fn nodes_must_agree_on_a_cut_short_log() {
+        let mut b = cut_short();
+        b.read_log("K", 1, 70, 71, &GOOD[..2]);
+        b.read_log("K", 2, 70, 71, &[GOOD[0]]);
+        let v = one_violation(&b);
+        assert!(v.message.contains("nodes 1 and 2 disagree on the finished log at position 1"), "{}", v.message);
     }
 
     #[test]

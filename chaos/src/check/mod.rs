@@ -7,9 +7,11 @@
 
 mod config;
 mod facts;
+pub mod failure_causes;
 #[cfg(test)]
 mod fixture;
 pub mod job_state;
+pub mod jobs_complete;
 pub mod lin;
 pub mod logs;
 pub mod lost_jobs;
@@ -27,7 +29,7 @@ pub use verdict::{Status, Verdict, Violation};
 use crate::history::History;
 
 /// The invariants [`check_all`] checks, by the names verdicts carry, in report order.
-pub const INVARIANTS: [&str; 7] = [
+pub const INVARIANTS: [&str; 9] = [
     lost_jobs::NAME,
     single_runner::NAME,
     logs::NAME,
@@ -35,6 +37,8 @@ pub const INVARIANTS: [&str; 7] = [
     job_state::NAME,
     terminal_after_heal::NAME,
     workers_destroyed::NAME,
+    jobs_complete::NAME,
+    failure_causes::NAME,
 ];
 
 /// Checks every invariant over `history`: what a chaos run calls once it has healed the cluster and made its
@@ -48,6 +52,8 @@ pub fn check_all(history: &History, config: &CheckConfig) -> Report {
         job_state::check(history, config),
         terminal_after_heal::check(history, config),
         workers_destroyed::check(history, config),
+        jobs_complete::check(history, config),
+        failure_causes::check(history, config),
     ];
     Report::new(history, config, verdicts)
 }

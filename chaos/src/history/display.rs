@@ -64,6 +64,11 @@ fn write_kind(f: &mut Formatter<'_>, kind: &OpKind, origin: u64) -> fmt::Result 
         OpKind::JobRanOn { job, worker, start, end } => {
             write!(f, "job_ran_on {job} worker {worker} from {} to {}", rel(*start, origin), rel_end(*end, origin))
         }
+        OpKind::JobEnded { job, state, cause } => match cause {
+            Some(c) => write!(f, "job_ended {job} {state} ({c})"),
+            None => write!(f, "job_ended {job} {state} (no cause given)"),
+        },
+        OpKind::AgentKilled { job, worker } => write!(f, "agent_killed {job} worker {worker}"),
         OpKind::WorkerDestroyed { worker } => write!(f, "worker_destroyed {worker}"),
         OpKind::Fault { kind, start, end } => {
             write!(f, "fault {kind:?} from {} to {}", rel(*start, origin), rel_end(*end, origin))

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::Endpoint;
 
 /// What an operation was. Client calls (submit, read, cancel, upload, …) have an interval and an outcome; facts
-/// (`AppendLog`, `JobRanOn`, `WorkerDestroyed`, `Fault`) are things that happened, recorded with outcome `Ok(Done)`.
+/// (`AppendLog`, `JobRanOn`, `JobEnded`, `WorkerDestroyed`, `Fault`) are things that happened, recorded with outcome `Ok(Done)`.
 /// Node numbers are the [`Endpoint`]s the harness gave the nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -82,6 +82,24 @@ pub enum OpKind {
         /// When it ended, if it did.
         end: Option<u64>,
     },
+    /// A fact from the cluster's records: the job ended in this state, for this cause (bm's `failure`).
+    JobEnded {
+        /// The job id.
+        job: String,
+        /// `completed`, `failed` or `cancelled`.
+        state: String,
+        /// Why it did not complete, as the cluster says; `None` when it gave no cause.
+        #[serde(default)]
+        cause: Option<String>,
+    },
+    /// A fault the harness injected into one job: it killed the agent of the worker running it, so the job may
+    /// end cut short.
+    AgentKilled {
+        /// The job that was running.
+        job: String,
+        /// The worker whose agent was killed.
+        worker: String,
+    },
     /// A fact: the worker was destroyed (its machine or sandbox is gone).
     WorkerDestroyed {
         /// The worker's id.
@@ -108,7 +126,9 @@ impl OpKind {
             | OpKind::ReadLog { job, .. }
             | OpKind::UploadOutput { job, .. }
             | OpKind::ReadOutput { job, .. }
-            | OpKind::JobRanOn { job, .. } => Some(job),
+            | OpKind::JobRanOn { job, .. }
+            | OpKind::JobEnded { job, .. }
+            | OpKind::AgentKilled { job, .. } => Some(job),
             OpKind::SubmitJob { .. }
             | OpKind::ListJobs { .. }
             | OpKind::WorkerDestroyed { .. }
