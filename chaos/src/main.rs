@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use bm_chaos::run::{parse_duration, run, FaultKind, RunConfig};
+use bm_chaos::run::{parse_duration, run, FaultKinds, RunConfig};
 use clap::Parser;
 
 /// Command-line arguments.
@@ -20,9 +20,9 @@ struct Args {
     /// How long the workload and faults run (e.g. 120s, 2m, 10m)
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     time: Duration,
-    /// Faults to inject, comma-separated: partition, kill, pause
-    #[arg(long, default_value = "partition,kill,pause", value_delimiter = ',')]
-    faults: Vec<FaultKind>,
+    /// Faults to inject, comma-separated: partition, kill, pause, membership, agent, quality, or all
+    #[arg(long, default_value = "partition,kill,pause")]
+    faults: FaultKinds,
     /// Seed of the schedule and the clients [default: from the clock]
     #[arg(long)]
     seed: Option<u64>,
@@ -85,7 +85,7 @@ async fn main() -> ExitCode {
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
     });
-    let mut cfg = RunConfig::new(args.nodes, args.time, args.faults, seed, bm);
+    let mut cfg = RunConfig::new(args.nodes, args.time, args.faults.0, seed, bm);
     cfg.clients = args.clients;
     cfg.readers = args.readers;
     cfg.keep = args.keep;

@@ -51,6 +51,16 @@ pub fn chaos_tuning() -> RaftTuning {
     }
 }
 
+/// Sets the worker lease in a node's config file, where the cluster files wrote the default.
+fn set_lease(config: &Path, lease: Duration) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config)?;
+    let key = "worker_lease_secs = ";
+    let line = text.lines().find(|l| l.starts_with(key)).context("no worker_lease_secs in the node config")?;
+    let text = text.replacen(line, &format!("{key}{}", lease.as_secs().max(1)), 1);
+    std::fs::write(config, text)?;
+    Ok(())
+}
+
 fn free_tcp() -> anyhow::Result<SocketAddr> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
@@ -65,8 +75,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ProcCluster {
     /// Writes the files of an `n`-node cluster under `dir`, starts every node and waits for a leader.
+    /// `lease` is the nodes' worker lease (how long an agent may stay silent before its job fails);
     /// `bug` turns on the nodes' deliberate `test_only.ack_before_commit` bug.
-    pub async fn start(dir: &Path, bm: &Path, n: u64, seed: u64, bug: bool) -> anyhow::Result<Self> {
+    pub async fn start(dir: &Path, bm: &Path, n: u64, seed: u64, lease: Duration, bug: bool) -> anyhow::Result<Self> {
         let net = Net::new(seed);
         let mut planned = BTreeMap::new();
         for id in 1..=n {
@@ -79,6 +90,9 @@ impl ProcCluster {
         let list: Vec<PlannedNode> = planned.values().cloned().collect();
         let configs =
             files::init_cluster(&dir.join("c"), &list, chaos_tuning()).context("cannot write the cluster files")?;
+        for c in &configs {
+            set_lease(c, lease)?;
+        }
         if bug {
             for c in &configs {
                 let mut f = std::fs::OpenOptions::new().append(true).open(c)?;
@@ -106,6 +120,19 @@ impl ProcCluster {
     /// The node ids.
     pub fn ids(&self) -> Vec<Endpoint> {
         self.planned.keys().copied().collect()
+    }
+
+    /// The folder the factory makes its sandboxes in, one per worker, named by the worker's id.
+    pub fn sandboxes(&self) -> PathBuf {
+        self.dir.join("sandboxes")
+    }
+
+    /// The request that adds node `id` back to the cluster with the addresses it was first a member with (a
+    /// voter, once it has caught up).
+    pub fn member_add(&self, id: Endpoint) -> bm_api::cluster::MemberAdd {
+        let p = &self.planned[&id];
+        let peer_addr = p.advertise_peer.clone().unwrap_or_else(|| p.peer.to_string());
+        bm_api::cluster::MemberAdd { id, peer_addr, api_url: self.url(id), learner: false }
     }
 
     /// Starts (or restarts, on the same data) node `id`; its log is appended to `node-ID.log`.
@@ -136,6 +163,11 @@ impl ProcCluster {
     /// Whether node `id` runs (paused or not).
     pub fn is_running(&self, id: Endpoint) -> bool {
         lock(&self.procs).contains_key(&id)
+    }
+
+    /// Whether node `id` runs and is not paused, so that it can answer.
+    pub fn is_up(&self, id: Endpoint) -> bool {
+        self.is_running(id) && !lock(&self.paused).contains(&id)
     }
 
     /// `SIGSTOP`s node `id`.
@@ -194,7 +226,7 @@ impl ProcCluster {
     /// The leader, as a running, unpaused node that names itself leader says; `None` if none does now.
     pub async fn leader(&self) -> Option<Endpoint> {
         for id in self.ids() {
-            if !self.is_running(id) || lock(&self.paused).contains(&id) {
+            if !self.is_up(id) {
                 continue;
             }
             let status = tokio::time::timeout(STATUS_TIMEOUT, self.client_of(id).cluster_status()).await;
@@ -269,7 +301,7 @@ impl ProcCluster {
             .await
             .context("cannot create the factory")?;
         let urls: Vec<String> = self.ids().iter().map(|id| self.url(*id)).collect();
-        let sandboxes = self.dir.join("sandboxes");
+        let sandboxes = self.sandboxes();
         std::fs::create_dir_all(&sandboxes)?;
         let log = std::fs::File::create(self.dir.join("factory.log"))?;
         let child = Command::new(&self.bm)

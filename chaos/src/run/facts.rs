@@ -1,6 +1,6 @@
 //! The facts the checker needs that no client call returns directly, derived after the run from what the jobs
-//! are known to do (their script) and from the cluster's own records: what each job wrote and uploaded, which
-//! workers ran it and when, and which workers were destroyed.
+//! are known to do (their script) and from the cluster's own records: what each job wrote and uploaded, how it
+//! ended and why, which workers ran it and when, and which workers were destroyed.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +20,8 @@ const FACT_PROCESS: u64 = 2000;
 pub struct FactCounts {
     /// Jobs that completed, whose whole log and output are therefore known.
     pub completed: usize,
-    /// Jobs that ended otherwise (their log is only known to be a prefix, so it is not checked).
+    /// Jobs that ended otherwise: they may have written any prefix of their lines (their appends and upload are
+    /// recorded with unknown outcomes), so their logs are checked as prefixes.
     pub not_completed: usize,
     /// Job runs recorded (one per assignment).
     pub runs: usize,
@@ -47,26 +48,36 @@ pub async fn record(
         let start = job.times.get("start").map(nanos);
         let end = job.times.get("complete").map(nanos);
         let name = names.get(&job.id).cloned().unwrap_or_else(|| job.name.clone());
-        if job.state == JobState::Completed {
+        // A completed job wrote every line and uploaded its output. One that ended otherwise (its agent lost, say)
+        // stopped somewhere: each line and the upload may or may not have happened.
+        let outcome = if job.state == JobState::Completed {
             counts.completed += 1;
-            let (s, e) = (start.unwrap_or(0), end.unwrap_or(0));
-            for entry in script::written() {
-                let kind = OpKind::AppendLog {
-                    job: job.id.clone(),
-                    stream: entry.stream,
-                    seq: entry.seq,
-                    bytes_hash: entry.bytes_hash,
-                };
-                rec.record_at(FACT_PROCESS, kind, s, Some(e.max(s)), Outcome::Ok(Value::Done));
-            }
-            let kind = OpKind::UploadOutput {
-                job: job.id.clone(),
-                path: script::OUTPUT_PATH.into(),
-                sha256: script::output_sha256(&name),
-            };
-            rec.record_at(FACT_PROCESS, kind, s, Some(e.max(s)), Outcome::Ok(Value::Done));
+            Outcome::Ok(Value::Done)
         } else {
             counts.not_completed += 1;
+            Outcome::Unknown(format!("the job ended {}", job.state.as_str()))
+        };
+        let (s, e) = (start.unwrap_or(0), end.unwrap_or(0));
+        for entry in script::written() {
+            let kind = OpKind::AppendLog {
+                job: job.id.clone(),
+                stream: entry.stream,
+                seq: entry.seq,
+                bytes_hash: entry.bytes_hash,
+            };
+            rec.record_at(FACT_PROCESS, kind, s, Some(e.max(s)), outcome.clone());
+        }
+        let kind = OpKind::UploadOutput {
+            job: job.id.clone(),
+            path: script::OUTPUT_PATH.into(),
+            sha256: script::output_sha256(&name),
+        };
+        rec.record_at(FACT_PROCESS, kind, s, Some(e.max(s)), outcome);
+        if job.state.is_terminal() {
+            let kind =
+                OpKind::JobEnded { job: job.id.clone(), state: job.state.as_str().into(), cause: job.failure.clone() };
+            let at = end.unwrap_or_else(|| rec.now());
+            rec.record_at(FACT_PROCESS, kind, at, Some(at), Outcome::Ok(Value::Done));
         }
         match events(client, &job.id).await {
             Ok(evs) => {

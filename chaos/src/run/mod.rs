@@ -23,7 +23,8 @@ use anyhow::Context;
 
 pub use duration::parse_duration;
 pub use facts::FactCounts;
-pub use schedule::{FaultKind, Planned};
+pub use faults::AgentHit;
+pub use schedule::{FaultKind, FaultKinds, Planned};
 pub use summary::{RunSummary, Tally};
 
 use crate::check::{check_all, CheckConfig};
@@ -49,6 +50,10 @@ pub struct RunConfig {
     pub readers: usize,
     /// Most sandboxes the factory runs at once.
     pub max_workers: usize,
+    /// The nodes' worker lease: how long an agent may stay silent before its job fails and its worker is
+    /// destroyed. Shorter than bm's default so that a lost agent's job ends within the run, longer than the
+    /// agent's longest wait between calls (a 30 s instruction long-poll) so that a live agent is never lost.
+    pub worker_lease: Duration,
     /// How long, after the heal, jobs may take to end (and the run waits for them).
     pub settle: Duration,
     /// Keep the run folder even when nothing was violated.
@@ -70,6 +75,7 @@ impl RunConfig {
             clients: 4,
             readers: 4,
             max_workers: 4,
+            worker_lease: Duration::from_secs(45),
             settle: Duration::from_secs(150),
             keep: false,
             bug_ack_before_commit: false,
@@ -112,7 +118,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<RunSummary> {
 }
 
 async fn run_in(cfg: &RunConfig, dir: PathBuf, schedule: Vec<Planned>) -> anyhow::Result<RunSummary> {
-    let cluster = Arc::new(ProcCluster::start(&dir, &cfg.bm, cfg.nodes, cfg.seed, cfg.bug_ack_before_commit).await?);
+    let cluster = Arc::new(
+        ProcCluster::start(&dir, &cfg.bm, cfg.nodes, cfg.seed, cfg.worker_lease, cfg.bug_ack_before_commit).await?,
+    );
     cluster.start_factory(cfg.max_workers).await?;
     tracing::info!("cluster of {} nodes and the factory are up", cfg.nodes);
     let rec = Recorder::new();
@@ -133,10 +141,16 @@ async fn run_in(cfg: &RunConfig, dir: PathBuf, schedule: Vec<Planned>) -> anyhow
 
     // Heal everything; from here on the cluster owes us recovery.
     cluster.net.heal();
+    cluster.net.clear_link_qualities();
     cluster.revive_all()?;
-    let healed_at = rec.now();
-    tracing::info!("healed; waiting up to {:?} for every job to end", cfg.settle);
+    let mut healed_at = rec.now();
     cluster.wait_leader(Duration::from_secs(60)).await?;
+    // A node still out of the cluster (its fault could not be undone in time) is added back first; the cluster
+    // is healed once it is a voter again.
+    if faults::membership::restore_all(&cluster).await? {
+        healed_at = rec.now();
+    }
+    tracing::info!("healed; waiting up to {:?} for every job to end", cfg.settle);
     let acked = known.acked();
     let acked_ids: Vec<String> = acked.iter().map(|(id, _)| id.clone()).collect();
     let unfinished = settle::jobs_ended(&cluster, &acked_ids, cfg.settle).await;
@@ -160,7 +174,9 @@ async fn run_in(cfg: &RunConfig, dir: PathBuf, schedule: Vec<Planned>) -> anyhow
     Ok(RunSummary {
         schedule,
         ops: summary::tally(&history),
-        faults: injected.into_iter().map(|(k, n)| (k.name().to_string(), n)).collect(),
+        faults: injected.by_kind.into_iter().map(|(k, n)| (k.name().to_string(), n)).collect(),
+        agent_hits: summary::hits(&injected.agent_hits, &jobs),
+        other_ends: summary::other_ends(&injected.agent_hits, &jobs),
         facts,
         unfinished,
         undestroyed,

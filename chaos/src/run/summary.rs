@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Display, Formatter};
 use std::path::PathBuf;
 
+use bm_api::jobs::{Job, JobState};
+
 use super::facts::FactCounts;
+use super::faults::AgentHit;
 use super::schedule::Planned;
 use crate::check::{Report, Status};
 use crate::history::{History, OpKind, Outcome};
@@ -29,6 +32,11 @@ pub struct RunSummary {
     pub ops: BTreeMap<String, Tally>,
     /// Faults actually injected, by kind name.
     pub faults: BTreeMap<String, usize>,
+    /// The jobs whose agent was killed, and how they ended.
+    pub agent_hits: Vec<HitJob>,
+    /// The other jobs that did not complete, counted by how they ended (state and cause), so that a run shows
+    /// what else cut jobs short.
+    pub other_ends: BTreeMap<String, usize>,
     /// What the derived facts covered.
     pub facts: FactCounts,
     /// Jobs still unfinished when the run stopped waiting.
@@ -39,6 +47,51 @@ pub struct RunSummary {
     pub report: Report,
     /// The run folder (history, node logs) if it was kept.
     pub kept: Option<PathBuf>,
+}
+
+/// A job whose agent a fault killed, as it stood at the end of the run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HitJob {
+    /// The job.
+    pub job: String,
+    /// The worker whose agent was killed.
+    pub worker: String,
+    /// Its state at the end (`failed` is expected; `completed` if it had finished already).
+    pub state: String,
+    /// Why it failed, as the cluster says.
+    pub failure: Option<String>,
+}
+
+/// How the jobs that did not complete and were not hit by an agent fault ended: (state and cause, count).
+pub fn other_ends(hits: &[AgentHit], jobs: &[Job]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for j in jobs.iter().filter(|j| j.state != JobState::Completed && !hits.iter().any(|h| h.job == j.id)) {
+        *out.entry(ending(j.state.as_str(), j.failure.as_deref())).or_default() += 1;
+    }
+    out
+}
+
+/// A job's end for people: its state, and the cause when there is one.
+fn ending(state: &str, failure: Option<&str>) -> String {
+    match failure {
+        Some(why) => format!("{state} ({why})"),
+        None => state.to_string(),
+    }
+}
+
+/// How each job an agent fault hit ended, from the final job list.
+pub fn hits(hits: &[AgentHit], jobs: &[Job]) -> Vec<HitJob> {
+    hits.iter()
+        .map(|h| {
+            let job = jobs.iter().find(|j| j.id == h.job);
+            HitJob {
+                job: h.job.clone(),
+                worker: h.worker.clone(),
+                state: job.map_or_else(|| "missing".into(), |j| j.state.as_str().to_string()),
+                failure: job.and_then(|j| j.failure.clone()),
+            }
+        })
+        .collect()
 }
 
 impl RunSummary {
@@ -95,6 +148,18 @@ impl Display for RunSummary {
             "jobs: {} completed, {} ended otherwise, {} runs, {} workers destroyed",
             c.completed, c.not_completed, c.runs, c.destroyed
         )?;
+        if !self.agent_hits.is_empty() {
+            let mut by_end: BTreeMap<String, usize> = BTreeMap::new();
+            for h in &self.agent_hits {
+                *by_end.entry(ending(&h.state, h.failure.as_deref())).or_default() += 1;
+            }
+            let ends: Vec<String> = by_end.iter().map(|(e, n)| format!("{n} {e}")).collect();
+            writeln!(f, "jobs whose agent was killed: {}: {}", self.agent_hits.len(), ends.join("; "))?;
+        }
+        if !self.other_ends.is_empty() {
+            let ends: Vec<String> = self.other_ends.iter().map(|(e, n)| format!("{n} {e}")).collect();
+            writeln!(f, "other jobs that did not complete: {}", ends.join("; "))?;
+        }
         if !self.unfinished.is_empty() {
             writeln!(f, "jobs unfinished when the run stopped waiting: {}", self.unfinished.join(", "))?;
         }
