@@ -254,6 +254,38 @@ async fn a_job_whose_agent_goes_silent_fails_with_that_cause() {
     assert_eq!(w.state, bm_api::workers::WorkerState::Destroying, "the factory must tear it down");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_asks_runs_again_on_a_new_worker_when_its_agent_goes_silent() {
+    let fx = fixture_with_lease(2).await;
+    let (pidfile, mark) = (fx.root.join("pid"), fx.root.join("tried"));
+    let script = format!(
+        "if [ -e {m} ]; then echo second attempt; else touch {m}; echo $$ > {p}; sleep 30; fi",
+        m = mark.display(),
+        p = pidfile.display()
+    );
+    let mut submit = job(&script, &[]);
+    submit.retry_on_worker_loss = 1;
+    let j = fx.admin.job_submit(&submit).await.unwrap();
+    let mut agent = start_agent(&fx).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pidfile.exists() {
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    // The lease runs out, the job is queued again, and a new worker runs it.
+    let _second = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    assert_eq!(done.epoch, 2, "two assignments");
+    let ev = fx.admin.job_events(&j.id, 0, None).await.unwrap().events;
+    assert!(ev.iter().any(|e| e.payload.contains("queued again (0 retries left)")), "{ev:?}");
+    assert!(ev.iter().any(|e| e.stream == "stdout" && e.payload == "second attempt"), "{ev:?}");
+}
+
 /// The worker's /tmp (these agents run without a sandbox, under a root folder).
 const TMP: &str = "T=\"$PWD/../../../tmp\"; mkdir -p \"$T\"";
 

@@ -79,6 +79,11 @@ pub struct JobSubmit {
     /// VERSION from `github.sha`).
     #[serde(default)]
     pub publish: Vec<PublishSpec>,
+    /// How many times the job is queued again when its worker is lost (its
+    /// agent stops calling in, or the worker is destroyed under it) rather
+    /// than failing; 0 (the default) fails it at once with that cause.
+    #[serde(default)]
+    pub retry_on_worker_loss: u32,
 }
 
 /// One output to publish, as the job file's `[[publish]]` table says.
@@ -125,6 +130,7 @@ impl JobSubmit {
             store: BTreeMap::new(),
             timeout_secs: None,
             publish: vec![],
+            retry_on_worker_loss: 0,
         }
     }
 }
@@ -238,6 +244,9 @@ pub struct Job {
     /// What it publishes when it succeeds.
     #[serde(default)]
     pub publish: Vec<PublishSpec>,
+    /// Requeues left when its worker is lost (see [`JobSubmit::retry_on_worker_loss`]).
+    #[serde(default)]
+    pub retry_on_worker_loss: u32,
 }
 
 /// One entry of a job's event stream: control messages and log output.

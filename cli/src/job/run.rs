@@ -41,6 +41,9 @@ pub struct RunArgs {
     /// Fail the job if it runs longer than this
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
+    /// Queue the job again (up to N times) when its worker is lost, instead of failing it
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retry_on_worker_loss: u32,
     /// Follow the job's log and exit by its end state
     #[arg(short, long)]
     pub wait: bool,
@@ -82,6 +85,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode> {
         store: BTreeMap::new(),
         timeout_secs: args.timeout,
         publish: Vec::new(),
+        retry_on_worker_loss: args.retry_on_worker_loss,
     };
     let job = client.job_submit(&submit).await.context("submitting the job")?;
     outln!("{}", job.id);

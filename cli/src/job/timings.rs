@@ -133,6 +133,7 @@ mod tests {
             timeout_secs: None,
             times: times.iter().map(|(k, s)| (k.to_string(), t0 + TimeDelta::seconds(*s))).collect(),
             publish: Vec::new(),
+            retry_on_worker_loss: 0,
         };
         (job, t0)
     }

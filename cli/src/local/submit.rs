@@ -112,6 +112,7 @@ pub async fn submit_all(
                     name: p.name.clone(),
                 })
                 .collect(),
+            retry_on_worker_loss: 0,
         };
         let job = client.job_submit(&submit).await?;
         ids.insert(jf.name.clone(), job.id.clone());

@@ -54,6 +54,7 @@ fn ack_before_commit(ctx: &Ctx, cmd: Command) -> Job {
         timeout_secs: submit.timeout_secs,
         times: [("submit".to_string(), *time)].into(),
         publish: submit.publish.clone(),
+        retry_on_worker_loss: submit.retry_on_worker_loss,
     };
     let node = ctx.node.clone();
     tokio::spawn(async move {

@@ -196,6 +196,7 @@ impl State {
                 worker: None,
                 epoch: 0,
                 timeout_secs: submit.timeout_secs,
+                retry_on_worker_loss: submit.retry_on_worker_loss,
                 times: BTreeMap::from([("submit".to_string(), time)]),
                 publish: submit.publish,
             },
@@ -294,6 +295,23 @@ impl State {
     /// Fails a job that a worker loss interrupted, if it still runs.
     pub(super) fn end_job_if_running(&mut self, job: &str, reason: &str, time: Time) {
         self.end_job(job, JobState::Failed, Some(reason.to_string()), time, format!("job failed: {reason}"));
+    }
+
+    /// A job whose worker was lost: queued again when it asked for that
+    /// and has retries left (a new assignment gets a new epoch, so the lost
+    /// worker can no longer act for it), failed with `reason` otherwise.
+    pub(super) fn job_lost_its_worker(&mut self, job: &str, reason: &str, time: Time) {
+        let Some(rec) = self.jobs.get_mut(job) else { return };
+        let active = matches!(rec.job.state, JobState::Assigned | JobState::Running);
+        if !active || rec.job.retry_on_worker_loss == 0 {
+            return self.end_job_if_running(job, reason, time);
+        }
+        rec.job.retry_on_worker_loss -= 1;
+        rec.job.worker = None;
+        // The lost attempt's outputs are not the job's: the next attempt uploads its own.
+        rec.outputs.clear();
+        let left = rec.job.retry_on_worker_loss;
+        rec.set_state(JobState::Queued, time, format!("worker lost: {reason}; queued again ({left} retries left)"));
     }
 
     /// Checks that an agent acts for the job's current assignment.

@@ -145,6 +145,7 @@ fn job(target: &str) -> JobSubmit {
         store: BTreeMap::new(),
         timeout_secs: Some(3600),
         publish: Vec::new(),
+        retry_on_worker_loss: 0,
     }
 }
 
@@ -607,6 +608,36 @@ fn a_worker_lost_while_running_fails_its_job_with_the_reason() {
     assert_eq!(s.jobs["J1"].job.failure.as_deref(), Some("no heartbeat for 60 s"));
     let last = s.jobs["J1"].events.last().unwrap();
     assert!(last.payload.contains("no heartbeat for 60 s"), "the log says why: {last:?}");
+}
+
+#[test]
+fn a_job_that_asks_is_queued_again_when_its_worker_is_lost_and_the_lost_worker_is_fenced_off() {
+    let mut s = world();
+    let mut submit = job("linux");
+    submit.retry_on_worker_loss = 1;
+    ok(&mut s, submit_cmd("J1", ALICE, submit));
+    let old = running(&mut s, "J1", "W1");
+    ok(&mut s, events_cmd("J1", old.clone(), &["first attempt"]));
+    ok(&mut s, output_cmd("J1", old.clone(), "/work/half.txt"));
+    ok(&mut s, Command::WorkerLost { worker: "W1".into(), reason: "no heartbeat for 60 s".into(), time: t(20) });
+    let rec = &s.jobs["J1"];
+    assert_eq!(rec.job.state, JobState::Queued);
+    assert_eq!((rec.job.worker.clone(), rec.job.retry_on_worker_loss), (None, 0));
+    assert!(rec.outputs.is_empty(), "the lost attempt's outputs are dropped");
+    let last = rec.events.last().unwrap();
+    assert!(last.payload.contains("queued again") && last.payload.contains("no heartbeat"), "{last:?}");
+    assert_eq!(worker_state(&s, "W1"), WorkerState::Destroying);
+
+    // The next attempt runs under a new epoch; the lost worker is refused.
+    let new = running(&mut s, "J1", "W2");
+    assert!(new.epoch > old.epoch);
+    assert_refused(&mut s, events_cmd("J1", old.clone(), &["zombie"]), ErrorCode::StaleEpoch);
+    assert_refused(&mut s, finish_cmd("J1", old, None), ErrorCode::StaleEpoch);
+
+    // No retries left: the next loss fails it.
+    ok(&mut s, Command::WorkerLost { worker: "W2".into(), reason: "gone again".into(), time: t(40) });
+    assert_eq!(job_state(&s, "J1"), JobState::Failed);
+    assert_eq!(s.jobs["J1"].job.failure.as_deref(), Some("gone again"));
 }
 
 #[test]

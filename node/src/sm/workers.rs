@@ -125,7 +125,7 @@ impl State {
             self.tokens.remove(&t);
         }
         if let Some(j) = job {
-            self.end_job_if_running(&j, "the worker running it was destroyed", time);
+            self.job_lost_its_worker(&j, "the worker running it was destroyed", time);
         }
         Ok(Reply::Worker(out))
     }
@@ -155,7 +155,7 @@ impl State {
         let job = w.worker.job.clone();
         let out = w.worker.clone();
         if let Some(j) = job {
-            self.end_job_if_running(&j, reason, time);
+            self.job_lost_its_worker(&j, reason, time);
         }
         Ok(Reply::Worker(out))
     }
