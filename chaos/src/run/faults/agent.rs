@@ -140,4 +140,31 @@ mod tests {
     fn no_agent_in_a_folder_nobody_uses() {
         assert_eq!(agent_pid(Path::new("/nonexistent/sandbox")), None);
     }
+
+    #[test]
+    fn the_agent_is_the_child_of_the_launcher_naming_the_sandbox() {
+        // A stand-in launcher: a shell naming SANDBOX/setup.sh among its arguments, whose child is the "agent".
+        let dir = tempfile::tempdir().unwrap();
+        let setup = dir.path().join("setup.sh");
+        let mut launcher =
+            std::process::Command::new("/bin/sh").args(["-c", "sleep 30; :"]).arg(&setup).spawn().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let found = loop {
+            if let Some(pid) = agent_pid(dir.path()) {
+                break Some(pid);
+            }
+            if std::time::Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stat = found.map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default());
+        let _ = launcher.kill();
+        let _ = launcher.wait();
+        let pid = found.expect("the launcher's child was found");
+        let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        assert_ne!(pid, launcher.id());
+        let stat = stat.unwrap_or_default();
+        assert_eq!(parent_of(&stat), Some(launcher.id()), "{stat}");
+    }
 }
