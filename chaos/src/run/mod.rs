@@ -48,7 +48,9 @@ pub struct RunConfig {
     pub clients: usize,
     /// Reader tasks reading job state.
     pub readers: usize,
-    /// Most sandboxes the factory runs at once.
+    /// Most sandboxes the factory runs at once. Four, and two more when agent faults are injected: a worker
+    /// whose agent was killed keeps its sandbox until the worker lease runs out, and the workload should still
+    /// have about four live workers.
     pub max_workers: usize,
     /// The nodes' worker lease: how long an agent may stay silent before its job fails and its worker is
     /// destroyed. Shorter than bm's default so that a lost agent's job ends within the run, longer than the
@@ -66,6 +68,7 @@ pub struct RunConfig {
 impl RunConfig {
     /// A run with the usual clients and bounds.
     pub fn new(nodes: u64, duration: Duration, faults: Vec<FaultKind>, seed: u64, bm: PathBuf) -> Self {
+        let max_workers = if faults.contains(&FaultKind::Agent) { 6 } else { 4 };
         Self {
             nodes,
             duration,
@@ -74,7 +77,7 @@ impl RunConfig {
             bm,
             clients: 4,
             readers: 4,
-            max_workers: 4,
+            max_workers,
             worker_lease: Duration::from_secs(45),
             settle: Duration::from_secs(150),
             keep: false,

@@ -50,6 +50,10 @@ const WARM_UP: Duration = Duration::from_secs(3);
 /// The smallest cluster whose schedule overlaps faults: with five nodes, one away still leaves four, and a
 /// majority (three) stays reachable even over degraded links.
 const OVERLAP_FROM: u64 = 5;
+/// The least time between two agent faults. A killed agent's worker holds its place among the factory's
+/// sandboxes until the worker lease runs out (45 s in chaos runs); agent faults any closer would leave no worker
+/// alive to run the workload.
+const AGENT_SPACING: Duration = Duration::from_secs(30);
 /// Mixed into the seed for the side lane's generator, so that adding side faults leaves the main lane as it was.
 const SIDE_SEED: u64 = 0x5eed_51de;
 
@@ -84,12 +88,24 @@ fn lane(
     if kinds.is_empty() {
         return out;
     }
+    let others: Vec<FaultKind> = kinds.iter().copied().filter(|k| *k != FaultKind::Agent).collect();
     let mut t = WARM_UP;
+    let mut next_agent = Duration::ZERO;
     loop {
-        let kind = kinds[rng.gen_range(0..kinds.len())];
+        let mut kind = kinds[rng.gen_range(0..kinds.len())];
+        if kind == FaultKind::Agent && t < next_agent {
+            if others.is_empty() {
+                t = next_agent;
+            } else {
+                kind = others[rng.gen_range(0..others.len())];
+            }
+        }
         let (action, lasts) = pick::fault(rng, kind, ids);
         if t + lasts > duration {
             break;
+        }
+        if kind == FaultKind::Agent {
+            next_agent = t + AGENT_SPACING;
         }
         out.push(Planned { at: t, lasts, action, lane });
         t += lasts + pick::millis(rng, gap.0, gap.1);
@@ -174,6 +190,18 @@ mod tests {
         let old = plan(5, 5, d, &OLD);
         let with_side = plan(5, 5, d, &[OLD.as_slice(), &[FaultKind::Agent, FaultKind::Quality]].concat());
         assert_eq!(old.iter().collect::<Vec<_>>(), in_lane(&with_side, Lane::Main));
+    }
+
+    #[test]
+    fn agent_faults_are_spaced_out() {
+        for (seed, kinds) in [(3, &FaultKind::ALL[..]), (4, &[FaultKind::Agent][..]), (5, &FaultKind::ALL[..])] {
+            let s = plan(seed, 5, Duration::from_secs(600), kinds);
+            let agents: Vec<&Planned> = s.iter().filter(|p| p.action.kind() == FaultKind::Agent).collect();
+            assert!(agents.len() >= 10, "{}", agents.len());
+            for w in agents.windows(2) {
+                assert!(w[1].at >= w[0].at + AGENT_SPACING, "{} then {}", w[0], w[1]);
+            }
+        }
     }
 
     #[test]
