@@ -286,6 +286,42 @@ async fn a_job_that_asks_runs_again_on_a_new_worker_when_its_agent_goes_silent()
     assert!(ev.iter().any(|e| e.stream == "stdout" && e.payload == "second attempt"), "{ev:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spare_worker_is_made_ahead_of_demand_and_takes_the_next_job() {
+    use bm_api::workers::WorkerState;
+    let fx = fixture_with(|cfg| {
+        cfg.spare_workers.insert("default".into(), 1);
+    })
+    .await;
+    // No job yet, and yet a worker is requested; its agent comes up and waits.
+    let _agent = start_agent(&fx).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let spare = loop {
+        let ws = fx.admin.workers(false).await.unwrap();
+        if let Some(w) = ws.iter().find(|w| w.state == WorkerState::Ready && w.job.is_none()) {
+            break w.id.clone();
+        }
+        assert!(Instant::now() < deadline, "no spare worker became ready: {ws:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // A job goes straight to it, and a new spare is asked for.
+    let j = fx.admin.job_submit(&job("echo warm", &[])).await.unwrap();
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    assert_eq!(done.worker.as_deref(), Some(spare.as_str()));
+    let spares = || async {
+        let ws = fx.admin.workers(false).await.unwrap();
+        ws.iter().filter(|w| w.job.is_none() && w.state == WorkerState::Requested).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while spares().await == 0 {
+        assert!(Instant::now() < deadline, "no new spare was requested");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(spares().await, 1, "exactly one new spare");
+}
+
 /// The worker's /tmp (these agents run without a sandbox, under a root folder).
 const TMP: &str = "T=\"$PWD/../../../tmp\"; mkdir -p \"$T\"";
 

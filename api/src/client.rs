@@ -297,7 +297,13 @@ impl Client {
 
     /// Factory: takes a worker request for one of `targets`, if any is waiting.
     pub async fn factory_lease(&self, req: &LeaseRequest) -> Result<Option<WorkerLease>, ClientError> {
-        self.call(Method::POST, "factory/lease", &[], Self::json(req)).await
+        self.factory_lease_wait(req, 0).await
+    }
+
+    /// Like [`Client::factory_lease`], waiting up to `wait` seconds for a
+    /// worker request when there is none.
+    pub async fn factory_lease_wait(&self, req: &LeaseRequest, wait: u64) -> Result<Option<WorkerLease>, ClientError> {
+        self.call(Method::POST, "factory/lease", &[("wait", wait.to_string())], Self::json(req)).await
     }
 
     /// Factory: reports the instance made for a worker.

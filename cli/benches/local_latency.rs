@@ -8,10 +8,24 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
+
 use bm_api::jobs::JobSubmit;
+use bm_api::workers::WorkerState;
 use bm_factory_local::factory::LocalFactoryConfig;
 use bm_factory_local::sandbox::{Sandbox, SandboxSpec};
 
+/// The steps from a submit to the job's start, by the times the cluster
+/// recorded (the rest, start to the line seen, is the task and the log).
+const PHASES: [&str; 5] = [
+    "submit -> worker requested (scheduler)",
+    "requested -> leased (factory)",
+    "leased -> agent bootstrapped (sandbox, agent)",
+    "bootstrapped -> job assigned (scheduler)",
+    "assigned -> job started (agent)",
+];
+
+/// The `p` quantile of sorted durations, in ms.
 fn pct(v: &[Duration], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3
 }
@@ -48,9 +62,41 @@ async fn main() -> anyhow::Result<()> {
     }
     cycle.sort();
 
-    // A ready cluster: node + local factory.
+    let (lat, phases) = first_lines(&agent, &base, n, false).await?;
+    let (warm, _) = first_lines(&agent, &base, n, true).await?;
+    let _ = std::fs::remove_dir_all(&base);
+
+    println!(
+        "local factory, {n} runs each, {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!("{:<44} {:>8} {:>8}", "", "p50 ms", "p99 ms");
+    println!("{:<44} {:>8.1} {:>8.1}", "sandbox create + spawn(true) + destroy", pct(&cycle, 0.5), pct(&cycle, 0.99));
+    println!("{:<44} {:>8.1} {:>8.1}", "submit to first log line (fresh sandbox)", pct(&lat, 0.5), pct(&lat, 0.99));
+    println!("{:<44} {:>8.1} {:>8.1}", "submit to first log line (spare worker)", pct(&warm, 0.5), pct(&warm, 0.99));
+    for (name, p) in PHASES.iter().zip(&phases) {
+        if !p.is_empty() {
+            println!("{:<44} {:>8.1} {:>8.1}", format!("  {name}"), pct(p, 0.5), pct(p, 0.99));
+        }
+    }
+    Ok(())
+}
+
+/// Submit-to-first-stdout-line latencies of `n` jobs (one after another)
+/// on a fresh one-node cluster with the local factory, and the phases of
+/// each; with `spare`, the scheduler keeps one idle worker ready.
+async fn first_lines(
+    agent: &std::path::Path,
+    base: &std::path::Path,
+    n: usize,
+    spare: bool,
+) -> anyhow::Result<(Vec<Duration>, Vec<Vec<Duration>>)> {
+    let agent = agent.to_path_buf();
     let tmp = tempfile::tempdir()?;
-    let cfg = bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse()?);
+    let mut cfg = bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse()?);
+    if spare {
+        cfg.spare_workers.insert("default".into(), 1);
+    }
     let node = bm_node::start(cfg).await?;
     let token = std::fs::read_to_string(tmp.path().join("admin-token"))?.trim().to_string();
     let admin = bm_api::Client::new(vec![node.url()], Some(token));
@@ -62,14 +108,21 @@ async fn main() -> anyhow::Result<()> {
             urls: vec![node.url()],
             token: f.token,
             targets: vec!["default".into()],
-            dir: base.join("factory"),
+            dir: base.join(if spare { "factory-spare" } else { "factory" }),
             agent_bin: agent.clone(),
             max_workers: 2,
         },
         rx,
     ));
     let mut lat = Vec::new();
+    let mut phases: Vec<Vec<Duration>> = vec![Vec::new(); PHASES.len()];
     for i in 0..n {
+        if spare {
+            // Measure a job that finds its spare ready, as on a quiet cluster.
+            while !admin.workers(false).await?.iter().any(|w| w.state == WorkerState::Ready && w.job.is_none()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let job = JobSubmit::script(&format!("lat-{i}"), "default", "echo first");
         let t = Instant::now();
         let j = admin.job_submit(&job).await?;
@@ -89,19 +142,30 @@ async fn main() -> anyhow::Result<()> {
         while !admin.job(&j.id).await?.state.is_terminal() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let job = admin.job(&j.id).await?;
+        let workers = admin.workers(true).await?;
+        let w = workers.iter().find(|w| Some(&w.id) == job.worker.as_ref()).context("the job's worker")?;
+        let at = |m: &std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>, k: &str| m.get(k).copied();
+        let marks = [
+            at(&job.times, "submit"),
+            at(&w.times, "requested"),
+            at(&w.times, "bootstrapping"),
+            at(&w.times, "ready"),
+            at(&job.times, "assigned"),
+            at(&job.times, "start"),
+        ];
+        for (k, pair) in marks.windows(2).enumerate() {
+            if let [Some(a), Some(b)] = pair {
+                phases[k].push((*b - *a).to_std().unwrap_or_default());
+            }
+        }
+    }
+    for p in &mut phases {
+        p.sort();
     }
     lat.sort();
     let _ = stop.send(true);
     let _ = factory.await;
     node.stop().await;
-    let _ = std::fs::remove_dir_all(&base);
-
-    println!(
-        "local factory, {n} runs each, {} cores",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    );
-    println!("{:<44} {:>8} {:>8}", "", "p50 ms", "p99 ms");
-    println!("{:<44} {:>8.1} {:>8.1}", "sandbox create + spawn(true) + destroy", pct(&cycle, 0.5), pct(&cycle, 0.99));
-    println!("{:<44} {:>8.1} {:>8.1}", "submit to first log line (fresh sandbox)", pct(&lat, 0.5), pct(&lat, 0.99));
-    Ok(())
+    Ok((lat, phases))
 }

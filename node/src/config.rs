@@ -27,6 +27,11 @@ pub struct NodeConfig {
     /// job fails with that cause and the worker is destroyed.
     #[serde(default = "default_lease")]
     pub worker_lease_secs: u64,
+    /// Idle workers the scheduler keeps ready per target (target name to
+    /// count), so that a job starts on a worker whose agent already waits
+    /// instead of waiting for one to be made. None by default.
+    #[serde(default)]
+    pub spare_workers: std::collections::BTreeMap<String, usize>,
     /// Raft tuning.
     #[serde(default)]
     pub raft: RaftTuning,
@@ -226,6 +231,7 @@ impl NodeConfig {
             admin_token_file: dir.join("admin-token"),
             public_url: None,
             worker_lease_secs: default_lease(),
+            spare_workers: Default::default(),
             raft: RaftTuning::default(),
             peer: None,
             limits: Limits::default(),

@@ -17,11 +17,13 @@ use crate::sm::{Command, State};
 /// How often the scheduler looks even when nothing was applied.
 const TICK: Duration = Duration::from_millis(500);
 /// Least time between two looks: under a storm of commits the scheduler
-/// plans on a fresh view a few times a second instead of once per commit.
-const SETTLE: Duration = Duration::from_millis(50);
+/// plans on a fresh view at most this often instead of once per commit,
+/// while a change after a quiet spell is acted on at once.
+const SETTLE: Duration = Duration::from_millis(20);
 
-/// What the scheduler wants done, computed from one view of the state.
-pub fn plan(s: &State, now: DateTime<Utc>) -> Vec<Command> {
+/// What the scheduler wants done, computed from one view of the state;
+/// `spares` is how many idle workers to keep ready per target.
+pub fn plan(s: &State, now: DateTime<Utc>, spares: &BTreeMap<String, usize>) -> Vec<Command> {
     let mut out = Vec::new();
     for rec in s.jobs.values() {
         let j = &rec.job;
@@ -59,21 +61,33 @@ pub fn plan(s: &State, now: DateTime<Utc>) -> Vec<Command> {
             });
         }
     }
+    // Spare workers: made ahead of demand, so that a job is assigned at
+    // once to a worker whose agent already waits instead of waiting for a
+    // machine to be made.
+    for (target, want) in spares.iter().filter(|(t, _)| s.targets.contains_key(t.as_str())) {
+        let idle = ready.get(target.as_str()).map_or(0, Vec::len) + coming.get(target.as_str()).copied().unwrap_or(0);
+        for _ in idle..*want {
+            out.push(Command::RequestWorker { id: ulid::Ulid::new().to_string(), target: target.clone(), time: now });
+        }
+    }
     out
 }
 
 /// Runs the scheduler loop for as long as the node runs.
 pub async fn run(node: Node) {
     let mut watch = node.watch();
+    let mut last = tokio::time::Instant::now();
     loop {
         let _ = tokio::time::timeout(TICK, watch.changed()).await;
-        tokio::time::sleep(SETTLE).await;
+        tokio::time::sleep_until(last + SETTLE).await;
+        last = tokio::time::Instant::now();
         watch.borrow_and_update();
         if !node.is_leader() {
             continue;
         }
         let lease = Duration::from_secs(node.config().worker_lease_secs);
-        let (mut cmds, lost) = node.read(|s| (plan(s, Utc::now()), node.heartbeats().expired(s, lease)));
+        let (mut cmds, lost) =
+            node.read(|s| (plan(s, Utc::now(), &node.config().spare_workers), node.heartbeats().expired(s, lease)));
         for worker in lost {
             let reason = format!("the worker's agent stopped calling in (no heartbeat for {} s)", lease.as_secs());
             tracing::warn!(%worker, "{reason}");

@@ -67,6 +67,10 @@ pub async fn run(cfg: LocalFactoryConfig, mut stop: watch::Receiver<bool>) -> an
     }
 }
 
+/// How long a pass waits for a worker request (seconds); also how long a
+/// worker the cluster gave up on may wait for its sandbox to be destroyed.
+const LEASE_WAIT: u64 = 1;
+
 /// How often the folders of dead factories next to ours are looked for.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
@@ -105,9 +109,12 @@ async fn pass(cfg: &LocalFactoryConfig, client: &Client, live: &mut BTreeMap<Str
         let _ = l.agent.try_wait();
     }
     // Lease while under the cap.
+    // The first lease of a pass waits a little for work to come, so a new
+    // request is heard of at once rather than at the next pass.
+    let mut wait = LEASE_WAIT;
     while live.len() < cfg.max_workers {
         let req = LeaseRequest { targets: cfg.targets.clone(), capacity: Some(cfg.max_workers as u32) };
-        let Some(lease) = client.factory_lease(&req).await? else { break };
+        let Some(lease) = client.factory_lease_wait(&req, std::mem::take(&mut wait)).await? else { break };
         let dir = cfg.dir.join(&lease.worker);
         let spec = SandboxSpec {
             dir: dir.clone(),

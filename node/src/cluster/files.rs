@@ -107,6 +107,7 @@ fn write_node(
         admin_token_file: "admin-token".into(),
         public_url: n.api_url.clone(),
         worker_lease_secs: 120,
+        spare_workers: Default::default(),
         raft,
         peer: Some(PeerConfig {
             listen: n.peer,

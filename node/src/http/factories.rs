@@ -58,18 +58,42 @@ async fn set_enabled(ctx: Ctx, factory: String, enabled: bool) -> Result<Factory
     }
 }
 
+/// Query of a lease: how long to wait for a request to come.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseQuery {
+    /// Seconds to wait for a worker request when there is none (at most 30);
+    /// lets a factory hear of new work at once without polling.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// Longest lease long-poll.
+const MAX_LEASE_WAIT: u64 = 30;
+
 /// Factory: takes the oldest waiting worker request for one of its targets.
 /// The answer carries the agent's single-use bootstrap token.
 #[utoipa::path(post, operation_id = "factories_lease", path = "/v1/factory/lease", tag = "factory", request_body = LeaseRequest,
-    responses((status = 200, body = Option<WorkerLease>)))]
-pub async fn lease(ctx: Ctx, raw: Bytes) -> Result<Option<WorkerLease>, ApiError> {
+    params(LeaseQuery), responses((status = 200, body = Option<WorkerLease>)))]
+pub async fn lease(ctx: Ctx, raw_query: String, raw: Bytes) -> Result<Option<WorkerLease>, ApiError> {
     let factory = ctx.caller()?.factory()?.to_string();
+    let q: LeaseQuery = reply::query(&raw_query)?;
     let req: LeaseRequest = reply::body(&raw)?;
-    let waiting = ctx.node.read(|s| {
-        s.workers.values().any(|w| w.worker.state == WorkerState::Requested && req.targets.contains(&w.worker.target))
-    });
-    if !waiting {
-        return Ok(None);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(q.wait.min(MAX_LEASE_WAIT));
+    let mut watch = ctx.node.watch();
+    loop {
+        watch.borrow_and_update();
+        let waiting = ctx.node.read(|s| {
+            s.workers
+                .values()
+                .any(|w| w.worker.state == WorkerState::Requested && req.targets.contains(&w.worker.target))
+        });
+        if waiting {
+            break;
+        }
+        if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
+            return Ok(None);
+        }
     }
     let token = new_token();
     let cmd = Command::LeaseWorker {

@@ -217,6 +217,7 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .and(path!("factory" / "lease"))
         .and(post())
         .and(c.clone())
+        .and(raw_query())
         .and(json_body())
         .then(factories::lease)
         .map(reply::reply);
