@@ -177,3 +177,23 @@ fn bmat_reads_and_sets_the_store_starts_background_processes_and_names_the_facto
     // The job ended while `sleep 1000` ran: it was killed with the job.
     assert!(has("background process ticker ended: signal: 9"), "{stdout}");
 }
+
+#[test]
+fn a_rust_toolchain_the_sandbox_cannot_give_fails_the_job_saying_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("rustrepo");
+    std::fs::create_dir_all(repo.join(".github/buildomat/jobs")).unwrap();
+    std::fs::write(repo.join("rust-toolchain.toml"), "[toolchain]\nchannel = \"1.80.0\"\nprofile = \"minimal\"\n")
+        .unwrap();
+    std::fs::write(
+        repo.join(".github/buildomat/jobs/rust.sh"),
+        "#!/bin/bash\n#:\n#: name = \"rust\"\n#: variety = \"basic\"\n#: rust_toolchain = true\n#:\necho never\n",
+    )
+    .unwrap();
+    let o = local_run(&repo, &tmp.path().join("out"), &[]);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    // The channel comes from rust-toolchain.toml, and the reason is in the log.
+    assert!(stdout.contains("rust_toolchain = 1.80.0 was requested, but rustup is not available"), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.ends_with(" never")), "the job's own task must not run: {stdout}");
+}
