@@ -16,8 +16,10 @@ use bm_node::config::RaftTuning;
 
 use crate::{Endpoint, Net};
 
-/// How long one status query may take before a node counts as unresponsive.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one status query may take before a node counts as unresponsive. A node answering
+/// `GET /v1/cluster` asks every member for its own report and gives an unreachable one a second, so the answer
+/// takes a second whenever a member is cut off, paused or down: the harness must wait longer than that.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The processes of a run and how to reach them. Node processes are started, killed, paused and resumed through
 /// it; every process it started is killed when it is dropped.
@@ -223,20 +225,23 @@ impl ProcCluster {
         Client::new(self.ids().iter().map(|id| self.url(*id)).collect(), Some(self.token.clone()))
     }
 
-    /// The leader, as a running, unpaused node that names itself leader says; `None` if none does now.
+    /// The leader, as a running, unpaused node that names itself leader says; `None` if none does now. The
+    /// first node that answers names the leader it knows of, and that node is asked to confirm.
     pub async fn leader(&self) -> Option<Endpoint> {
-        for id in self.ids() {
-            if !self.is_up(id) {
-                continue;
-            }
-            let status = tokio::time::timeout(STATUS_TIMEOUT, self.client_of(id).cluster_status()).await;
-            if let Ok(Ok(s)) = status {
-                if s.leader == Some(id) {
-                    return Some(id);
-                }
+        for id in self.ids().into_iter().filter(|id| self.is_up(*id)) {
+            match self.claimed_leader(id).await {
+                Some(l) if l == id => return Some(id),
+                Some(l) if self.is_up(l) && self.claimed_leader(l).await == Some(l) => return Some(l),
+                _ => {}
             }
         }
         None
+    }
+
+    /// The leader node `id` knows of, if it answers in time.
+    async fn claimed_leader(&self, id: Endpoint) -> Option<Endpoint> {
+        let status = tokio::time::timeout(STATUS_TIMEOUT, self.client_of(id).cluster_status()).await;
+        status.ok()?.ok()?.leader
     }
 
     /// Waits until some node leads.
