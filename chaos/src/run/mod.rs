@@ -150,7 +150,7 @@ async fn run_in(cfg: &RunConfig, dir: PathBuf, schedule: Vec<Planned>) -> anyhow
     cluster.wait_leader(Duration::from_secs(60)).await?;
     // A node still out of the cluster (its fault could not be undone in time) is added back first; the cluster
     // is healed once it is a voter again.
-    if faults::membership::restore_all(&cluster).await? {
+    if faults::membership::restore_all(&cluster, faults::membership::RESTORE_WITHIN).await? {
         healed_at = rec.now();
     }
     tracing::info!("healed; waiting up to {:?} for every job to end", cfg.settle);

@@ -131,7 +131,7 @@ pub(super) async fn undo(cluster: &ProcCluster, applied: &Applied) -> anyhow::Re
             if !cluster.is_running(*node) {
                 cluster.spawn(*node)?;
             }
-            membership::add_back(cluster, *node).await?;
+            membership::add_back(cluster, *node, membership::RESTORE_WITHIN).await?;
         }
         Applied::AgentKilled(_) => {}
         Applied::Degraded(_) => cluster.net.clear_link_qualities(),

@@ -19,7 +19,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a status query may take.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long adding a node back may take, retries included, before the heal gives up on it.
-const RESTORE_WITHIN: Duration = Duration::from_secs(90);
+pub const RESTORE_WITHIN: Duration = Duration::from_secs(90);
 
 /// The cluster as the leader sees it (a removed node's own view goes stale), with the leader's id.
 async fn leader_status(cluster: &ProcCluster) -> anyhow::Result<(Endpoint, ClusterStatus)> {
@@ -60,10 +60,10 @@ pub async fn remove(cluster: &ProcCluster, node: Option<Endpoint>) -> anyhow::Re
     Ok((node, node == leader))
 }
 
-/// Adds node `node` back until the leader lists it as a voter, or [`RESTORE_WITHIN`] has passed; returns
-/// whether it had to be added (it was not a voter).
-pub async fn add_back(cluster: &ProcCluster, node: Endpoint) -> anyhow::Result<bool> {
-    let deadline = Instant::now() + RESTORE_WITHIN;
+/// Adds node `node` back until the leader lists it as a voter, or `within` has passed; returns whether it had
+/// to be added (it was not a voter).
+pub async fn add_back(cluster: &ProcCluster, node: Endpoint, within: Duration) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + within;
     let add = cluster.member_add(node);
     let mut added = false;
     loop {
@@ -81,17 +81,28 @@ pub async fn add_back(cluster: &ProcCluster, node: Endpoint) -> anyhow::Result<b
             Err(e) => tracing::debug!("adding node {node} back: {e:#}"),
         }
         if Instant::now() > deadline {
-            bail!("node {node} is not a voter again after {RESTORE_WITHIN:?}");
+            bail!("node {node} is not a voter again after {within:?}");
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
-/// Makes every original member a voter again, for the final heal; returns whether any was not.
-pub async fn restore_all(cluster: &ProcCluster) -> anyhow::Result<bool> {
-    let mut any = false;
-    for node in cluster.ids() {
-        any |= add_back(cluster, node).await?;
+/// Makes every original member a voter again, each within `within`; returns whether any was not. The final
+/// heal calls it, and the main lane before each fault, so that no fault meets a cluster short of a voter.
+pub async fn restore_all(cluster: &ProcCluster, within: Duration) -> anyhow::Result<bool> {
+    let deadline = Instant::now() + within;
+    let status = loop {
+        match leader_status(cluster).await {
+            Ok((_, s)) => break s,
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    let now = voters(&status);
+    let missing: Vec<Endpoint> = cluster.ids().into_iter().filter(|n| !now.contains(n)).collect();
+    for &node in &missing {
+        tracing::info!("adding node {node} back to the cluster");
+        add_back(cluster, node, deadline.saturating_duration_since(Instant::now())).await?;
     }
-    Ok(any)
+    Ok(!missing.is_empty())
 }
