@@ -225,6 +225,9 @@ mod tests {
                 let Action::Quality { nodes, degrade } = p.action else { panic!("{}", p.action) };
                 assert!(!nodes.is_empty() && nodes.iter().all(|n| (1..=5).contains(n)), "{nodes:?}");
                 assert!(degrade.drop_pct <= 20 && degrade.delay_min_ms <= degrade.delay_max_ms, "{degrade:?}");
+                if nodes.len() >= 3 {
+                    assert!(degrade.drop_pct <= 10 && degrade.delay_max_ms <= 25, "a majority's links: {degrade:?}");
+                }
                 assert_ne!(degrade, Degrade::default());
                 seen += 1;
             }

@@ -27,7 +27,8 @@ pub(super) fn fault(rng: &mut StdRng, kind: FaultKind, ids: &[Endpoint]) -> (Act
         FaultKind::Agent => (Action::Agent { pick: rng.gen_range(0..100) }, millis(rng, 1000, 3000)),
         FaultKind::Quality => {
             let nodes = degraded_nodes(rng, ids);
-            (Action::Quality { nodes, degrade: degrade(rng) }, millis(rng, 2000, 8000))
+            let degrade = degrade(rng, 2 * nodes.len() > ids.len());
+            (Action::Quality { nodes, degrade }, millis(rng, 2000, 8000))
         }
     }
 }
@@ -86,21 +87,29 @@ fn degraded_nodes(rng: &mut StdRng, ids: &[Endpoint]) -> Vec<Endpoint> {
 }
 
 /// How bad the links get: loss, duplication, a steady delay, reordering (a wide delay range), or all at once.
-/// Loss stays at most 20%: the links are bad, not gone, so a majority stays reachable.
-fn degrade(rng: &mut StdRng) -> Degrade {
+/// When a majority of the nodes suffers (`majority`), the links must still carry Raft: bm's Raft calls time out
+/// after one heartbeat (50 ms), so delays stay at most 20 ms one way and loss at most 10%. A minority's links
+/// may be worse (up to 100 ms, 20% loss): those nodes may drop out, as a slow node would, while a majority
+/// stays reachable.
+fn degrade(rng: &mut StdRng, majority: bool) -> Degrade {
+    let (max_drop, max_delay) = if majority { (10, 20) } else { (20, 80) };
     match rng.gen_range(0..5) {
-        0 => Degrade { drop_pct: rng.gen_range(5..=20), ..Degrade::default() },
+        0 => Degrade { drop_pct: rng.gen_range(3..=max_drop), ..Degrade::default() },
         1 => Degrade { duplicate_pct: rng.gen_range(10..=40), ..Degrade::default() },
         2 => {
-            let d = rng.gen_range(10..=80);
+            let d = rng.gen_range(5..=max_delay);
             Degrade { delay_min_ms: d, delay_max_ms: d + d / 4, ..Degrade::default() }
         }
-        3 => Degrade { delay_min_ms: 0, delay_max_ms: rng.gen_range(20..=60), ..Degrade::default() },
+        3 => Degrade {
+            delay_min_ms: 0,
+            delay_max_ms: rng.gen_range(10..=max_delay.max(20) * 3 / 4),
+            ..Degrade::default()
+        },
         _ => Degrade {
-            drop_pct: rng.gen_range(2..=10),
+            drop_pct: rng.gen_range(2..=max_drop / 2),
             duplicate_pct: rng.gen_range(5..=20),
             delay_min_ms: 0,
-            delay_max_ms: rng.gen_range(10..=40),
+            delay_max_ms: rng.gen_range(5..=max_delay / 2),
         },
     }
 }
