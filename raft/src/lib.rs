@@ -11,6 +11,7 @@
 // large; boxing it in our helpers would only convert back at every trait call.
 #![allow(clippy::result_large_err)]
 
+pub mod bytes;
 pub mod codec;
 mod error;
 mod log_store;

@@ -36,7 +36,7 @@ impl fmt::Display for NodeInfo {
 /// openraft's logs cannot leak what a command carries (token hashes, secrets
 /// of the job store).
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payload(pub Vec<u8>);
+pub struct Payload(#[serde(with = "crate::bytes")] pub Vec<u8>);
 
 impl fmt::Debug for Payload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -35,6 +35,7 @@ pub enum PeerCall {
         /// Whether it is the last piece (then the whole is checked).
         last: bool,
         /// The bytes.
+        #[serde(with = "bm_raft::bytes")]
         bytes: Vec<u8>,
     },
     /// Up to `len` bytes of a blob from `offset`.
@@ -75,7 +76,7 @@ pub enum TransferStep {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Answer {
     /// Done; the bytes depend on the call.
-    Ok(Vec<u8>),
+    Ok(#[serde(with = "bm_raft::bytes")] Vec<u8>),
     /// The receiver is not the leader and did nothing; ask the leader.
     NotLeader,
     /// Refused or failed, with the error to hand to the API caller.

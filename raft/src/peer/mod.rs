@@ -147,7 +147,7 @@ impl PeerEndpoint {
     /// Sends an application request to the node at `peer_addr` ("host:port") and waits for its answer.
     pub async fn call_app(&self, peer_addr: &str, req: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, PeerError> {
         match self.client.call(peer_addr, &Request::App(req), timeout).await? {
-            Response::App(r) => r.map_err(PeerError::Remote),
+            Response::App(r) => r.map(|p| p.0).map_err(PeerError::Remote),
             _ => Err(PeerError::Protocol(format!("{peer_addr}: answer does not match the request"))),
         }
     }

@@ -99,6 +99,14 @@ impl RaftNetwork<TypeConfig> for QuicPeer {
             Err(CallError::TooLarge { .. }) if entries > 1 => {
                 Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
             }
+            // Too many entries to send, store and answer within the time
+            // openraft allows (one heartbeat): a follower catching up after
+            // a pause would ask for the same batch forever. Half as many
+            // fit sooner; openraft retries at once with the hint.
+            Err(CallError::Timeout { connected: true, .. }) if entries > 1 => {
+                tracing::debug!(target_node = self.target, entries, "append timed out; sending fewer entries");
+                Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(entries / 2)))
+            }
             Err(e) => Err(self.rpc_error(e, RPCTypes::AppendEntries, sender, option.hard_ttl())),
         }
     }

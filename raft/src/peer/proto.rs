@@ -19,7 +19,7 @@ pub(crate) enum Request {
     /// One chunk of a snapshot (openraft cuts the snapshot into chunks).
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// An opaque application request, for the node's [`super::AppHandler`].
-    App(Vec<u8>),
+    App(#[serde(with = "crate::bytes")] Vec<u8>),
 }
 
 impl Request {
@@ -44,7 +44,7 @@ pub(crate) enum Response {
     /// Answer to [`Request::InstallSnapshot`].
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// Answer to [`Request::App`]: the handler's result.
-    App(Result<Vec<u8>, String>),
+    App(Result<crate::types::Payload, String>),
 }
 
 /// Stream error code: the request frame was oversized, truncated or unreadable.

@@ -131,7 +131,7 @@ async fn answer(service: &Service, req: Request) -> Response {
         }
         Request::Vote(r) => Response::Vote(service.raft.vote(r).await),
         Request::InstallSnapshot(r) => Response::InstallSnapshot(service.raft.install_snapshot(r).await),
-        Request::App(r) => Response::App((service.app)(r).await),
+        Request::App(r) => Response::App((service.app)(r).await.map(crate::types::Payload)),
     }
 }
 
