@@ -225,23 +225,24 @@ impl ProcCluster {
         Client::new(self.ids().iter().map(|id| self.url(*id)).collect(), Some(self.token.clone()))
     }
 
-    /// The leader, as a running, unpaused node that names itself leader says; `None` if none does now. The
-    /// first node that answers names the leader it knows of, and that node is asked to confirm.
+    /// The leader, as a running, unpaused node that names itself leader says; `None` if none does now. Every
+    /// such node is asked at once and the first to claim the lead is taken, so that one node that does not
+    /// answer (hung, or slow because a member is cut off) costs no more than the others' answers.
     pub async fn leader(&self) -> Option<Endpoint> {
+        let mut asks = tokio::task::JoinSet::new();
         for id in self.ids().into_iter().filter(|id| self.is_up(*id)) {
-            match self.claimed_leader(id).await {
-                Some(l) if l == id => return Some(id),
-                Some(l) if self.is_up(l) && self.claimed_leader(l).await == Some(l) => return Some(l),
-                _ => {}
+            let client = self.client_of(id);
+            asks.spawn(async move {
+                let status = tokio::time::timeout(STATUS_TIMEOUT, client.cluster_status()).await;
+                matches!(status, Ok(Ok(s)) if s.leader == Some(id)).then_some(id)
+            });
+        }
+        while let Some(answer) = asks.join_next().await {
+            if let Ok(Some(id)) = answer {
+                return Some(id);
             }
         }
         None
-    }
-
-    /// The leader node `id` knows of, if it answers in time.
-    async fn claimed_leader(&self, id: Endpoint) -> Option<Endpoint> {
-        let status = tokio::time::timeout(STATUS_TIMEOUT, self.client_of(id).cluster_status()).await;
-        status.ok()?.ok()?.leader
     }
 
     /// Waits until some node leads.
