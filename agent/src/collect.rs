@@ -50,7 +50,11 @@ pub async fn upload_outputs(
         .await?;
         match read {
             Ok((ReadOutcome::Read { bytes, changed, .. }, buf)) => {
-                client.agent_output(job, epoch, &f.path, buf.into()).await?;
+                // A node lost or a leader change mid-upload is ridden out:
+                // the same file again under the same epoch is stored once.
+                let data = bytes::Bytes::from(buf);
+                crate::run::retry_transient("output upload", || client.agent_output(job, epoch, &f.path, data.clone()))
+                    .await?;
                 let note = if changed { " (it changed during the upload; allowed by %)" } else { "" };
                 say(format!("uploaded {} ({bytes} bytes){note}", f.path)).await;
                 uploaded.push(f.path.clone());

@@ -161,10 +161,10 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
 /// Calls the cluster until it answers, riding out transport errors and
 /// `unavailable` (a node down, an election): only a real answer ends it.
 /// The calls it wraps are idempotent under their fencing epoch.
-pub(crate) async fn retry_transient<F, Fut>(what: &str, call: F) -> Result<(), bm_api::ClientError>
+pub(crate) async fn retry_transient<T, F, Fut>(what: &str, call: F) -> Result<T, bm_api::ClientError>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), bm_api::ClientError>>,
+    Fut: std::future::Future<Output = Result<T, bm_api::ClientError>>,
 {
     let mut delay = Duration::from_millis(100);
     loop {
