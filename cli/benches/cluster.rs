@@ -30,48 +30,22 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+/// What the benches share (the node cluster, knobs, quantiles).
+mod support;
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use bm_api::jobs::JobSubmit;
 use bm_api::Client;
-use bm_node::cluster::files::{self, PlannedNode};
 use bm_node::config::RaftTuning;
-use common::{default_target, test_tuning, Proc};
+use common::{default_target, test_tuning};
+use support::{env_num, loadavg, machine, ms, pct, Nodes};
 
 const WARM_UP: Duration = Duration::from_secs(2);
 /// The failover writer starts a submit this often.
 const PACE: Duration = Duration::from_millis(5);
-
-fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn free_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn median(sorted: &[Duration]) -> Duration {
     match sorted.len() {
@@ -82,118 +56,30 @@ fn median(sorted: &[Duration]) -> Duration {
 }
 
 /// Three `bm node` processes that reach each other directly (no relay).
-struct Bench {
-    dir: Option<tempfile::TempDir>,
-    path: PathBuf,
-    planned: BTreeMap<u64, PlannedNode>,
-    procs: BTreeMap<u64, Proc>,
-    token: String,
+/// The bench's cluster: three nodes, the default target, new work held.
+struct Bench(Nodes);
+
+impl std::ops::Deref for Bench {
+    type Target = Nodes;
+    fn deref(&self) -> &Nodes {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Bench {
+    fn deref_mut(&mut self) -> &mut Nodes {
+        &mut self.0
+    }
 }
 
 impl Bench {
     async fn start(tuning: RaftTuning) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new().prefix("bm-bench-cluster-").tempdir()?;
-        let path = dir.path().to_path_buf();
-        let mut planned = BTreeMap::new();
-        for id in 1..=3 {
-            let n = PlannedNode { id, http: free_tcp(), peer: free_udp(), advertise_peer: None, api_url: None };
-            planned.insert(id, n);
-        }
-        let list: Vec<PlannedNode> = planned.values().cloned().collect();
-        files::init_cluster(&path.join("c"), &list, tuning)?;
-        let token = std::fs::read_to_string(path.join("c/admin-token"))?.trim().to_string();
-        let mut b = Self { dir: Some(dir), path, planned, procs: BTreeMap::new(), token };
-        for id in 1..=3 {
-            b.spawn(id)?;
-        }
-        b.wait_leader(Duration::from_secs(30)).await?;
-        b.settle(Duration::from_secs(60)).await?;
+        let b = Self(Nodes::start("bm-bench-cluster-", 3, tuning).await?);
         let admin = b.client();
         default_target(&admin).await;
         // No factory: keep the scheduler from adding commands of its own.
         admin.control_hold(true).await?;
         Ok(b)
-    }
-
-    /// Starts (or restarts) node `id`; its log goes to `node-ID.log`.
-    fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.path.join(format!("node-{id}.log")))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_bm"))
-            .args(["node", "--config"])
-            .arg(self.path.join(format!("c/node-{id}/node.toml")))
-            .env("RUST_LOG", "info,openraft=warn,warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start bm node")?;
-        self.procs.insert(id, Proc(child));
-        Ok(())
-    }
-
-    /// `kill -9` node `id` (and reap it).
-    fn kill(&mut self, id: u64) {
-        drop(self.procs.remove(&id));
-    }
-
-    fn url(&self, id: u64) -> String {
-        format!("http://{}", self.planned[&id].http)
-    }
-
-    /// A client over every node, in id order.
-    fn client(&self) -> Client {
-        Client::new(self.planned.keys().map(|id| self.url(*id)).collect(), Some(self.token.clone()))
-    }
-
-    fn client_of(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], Some(self.token.clone()))
-    }
-
-    async fn status_of(&self, id: u64) -> Option<bm_api::cluster::ClusterStatus> {
-        self.client_of(id).cluster_status().await.ok()
-    }
-
-    async fn node_status(&self, id: u64) -> Option<bm_api::cluster::NodeStatus> {
-        let s = self.status_of(id).await?;
-        s.members.into_iter().find(|m| m.id == id).and_then(|m| m.status)
-    }
-
-    /// Waits until a running node names a running leader that agrees.
-    async fn wait_leader(&self, within: Duration) -> anyhow::Result<u64> {
-        let deadline = Instant::now() + within;
-        loop {
-            for id in self.procs.keys() {
-                if let Some(l) = self.status_of(*id).await.and_then(|s| s.leader) {
-                    if self.procs.contains_key(&l) && self.status_of(l).await.is_some_and(|s| s.leader == Some(l)) {
-                        return Ok(l);
-                    }
-                }
-            }
-            anyhow::ensure!(Instant::now() < deadline, "no leader within {within:?}; logs in {}", self.path.display());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits until every node names the same leader in the same term and
-    /// has applied as far as it (a node that starts late may still cause an
-    /// election at start; measurements begin after it).
-    async fn settle(&self, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut seen = Vec::new();
-            for id in self.procs.keys() {
-                seen.push(self.node_status(*id).await.map(|s| (s.leader, s.term, s.applied)));
-            }
-            if seen.iter().all(|s| s.is_some_and(|s| s.0.is_some()) && *s == seen[0]) {
-                return Ok(());
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "cluster not settled: {seen:?}; logs in {}",
-                self.path.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Index of each node's last snapshot.
@@ -230,14 +116,9 @@ impl Bench {
         }
     }
 
-    /// Keeps the folder (configs, data, logs) when `BM_BENCH_KEEP` is set.
-    fn finish(mut self) {
-        self.procs.clear();
-        if std::env::var_os("BM_BENCH_KEEP").is_some() {
-            if let Some(d) = self.dir.take() {
-                println!("  (kept {})", d.keep().display());
-            }
-        }
+    /// Stops the nodes; the folder goes unless `BM_BENCH_KEEP` is set.
+    fn finish(self) {
+        self.0.finish();
     }
 }
 
@@ -580,23 +461,6 @@ fn spread_ms(sorted: &[Duration]) -> String {
         (Some(lo), Some(hi)) => format!("{:.0} ({:.0}-{:.0})", ms(median(sorted)), ms(*lo), ms(*hi)),
         _ => "-".into(),
     }
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let rustc = Command::new("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "rustc unknown".into());
-    format!("{cores} cores (nproc), {rustc}, load average {}", loadavg())
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 #[tokio::main(flavor = "multi_thread")]

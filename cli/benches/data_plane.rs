@@ -40,11 +40,12 @@
 /// which kills a node when the bench ends or fails.
 #[path = "../tests/common/mod.rs"]
 mod common;
+/// What the benches share (the node cluster, knobs, quantiles).
+mod support;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,9 +57,8 @@ use bm_api::factories::{FactoryCreate, LeaseRequest, WorkerLease};
 use bm_api::jobs::{DependSubmit, JobSubmit};
 use bm_api::targets::TargetCreate;
 use bm_api::Client;
-use bm_node::cluster::files::{self, PlannedNode};
 use bm_node::config::RaftTuning;
-use common::Proc;
+use support::{env_num, loadavg, machine, ms, pct, Nodes};
 
 /// The target every bench job is for; the bench is its only factory.
 const TARGET: &str = "bench";
@@ -97,34 +97,6 @@ const GOAL_TAIL_P99_MS: f64 = 500.0;
 /// stored again, which would flatter the figure.
 static UPLOAD_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// A free TCP port on loopback for a node's HTTP API.
-fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// A free UDP port on loopback for a node's QUIC endpoint.
-fn free_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
-}
-
-/// A numeric knob from the environment, so a quick look needs no edit.
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-/// Milliseconds, for printing.
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// The `p` quantile of sorted durations (nearest rank).
-fn pct(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// "met" or "NOT met", printed next to each figure.
 fn verdict(met: bool) -> &'static str {
     if met {
@@ -132,26 +104,6 @@ fn verdict(met: bool) -> &'static str {
     } else {
         "NOT met"
     }
-}
-
-/// The machine's load, printed with each phase: other people build on
-/// the same 2 cores, and the figures are only comparable with it.
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-/// Cores, rustc and load, for the header.
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let rustc = Command::new("rustc")
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "rustc unknown".into());
-    format!("{cores} cores (nproc), {rustc}, load average {}", loadavg())
 }
 
 /// Clock ticks per second of `/proc/PID/stat` CPU times.
@@ -204,22 +156,21 @@ struct CpuMark {
 /// A cluster of `bm node` processes on loopback (QUIC between them, no
 /// relay, fsync on), with the target and factory the bench acts through.
 struct Bench {
-    /// The folder of configs, data and logs (kept with `BM_BENCH_KEEP`).
-    dir: Option<tempfile::TempDir>,
-    /// Its path.
-    path: PathBuf,
-    /// Addresses of every node.
-    planned: BTreeMap<u64, PlannedNode>,
-    /// The node processes.
-    procs: BTreeMap<u64, Proc>,
+    /// The node processes (and their folder, kept with `BM_BENCH_KEEP`).
+    nodes: Nodes,
     /// An admin client of every node: submits the bench's jobs.
     admin: Client,
     /// The bench's factory: leases the workers the scheduler requests.
     factory: Client,
-    /// The admin token, for clients of one node.
-    token: String,
     /// Jobs submitted so far, to name them uniquely.
     submitted: usize,
+}
+
+impl std::ops::Deref for Bench {
+    type Target = Nodes;
+    fn deref(&self) -> &Nodes {
+        &self.nodes
+    }
 }
 
 /// How a bench agent reaches the cluster.
@@ -257,113 +208,18 @@ impl Bench {
     /// starts the nodes, waits until they agree, and creates the target
     /// and the factory.
     async fn start(n: u64) -> anyhow::Result<Self> {
-        let mut dir = tempfile::Builder::new().prefix("bm-bench-data-plane-").tempdir()?;
-        let path = dir.path().to_path_buf();
-        if std::env::var_os("BM_BENCH_KEEP").is_some() {
-            // Kept even when a phase fails, for the node logs.
-            dir.disable_cleanup(true);
-            println!("cluster folder (kept): {}", path.display());
-        }
-        let mut planned = BTreeMap::new();
-        for id in 1..=n {
-            let p = PlannedNode { id, http: free_tcp(), peer: free_udp(), advertise_peer: None, api_url: None };
-            planned.insert(id, p);
-        }
-        let list: Vec<PlannedNode> = planned.values().cloned().collect();
-        files::init_cluster(&path.join("c"), &list, RaftTuning::default())?;
-        let token = std::fs::read_to_string(path.join("c/admin-token"))?.trim().to_string();
-        let urls: Vec<String> = planned.values().map(|p| format!("http://{}", p.http)).collect();
-        let admin = Client::new(urls.clone(), Some(token.clone()));
-        let mut b = Self {
-            dir: Some(dir),
-            path,
-            planned,
-            procs: BTreeMap::new(),
-            admin,
-            factory: Client::new(urls.clone(), None),
-            token,
-            submitted: 0,
-        };
-        for id in 1..=n {
-            b.spawn(id)?;
-        }
-        b.wait_leader(Duration::from_secs(30)).await?;
-        b.settle(Duration::from_secs(60)).await?;
-        b.admin.target_create(&TargetCreate::named(TARGET)).await?;
-        let f = b.admin.factory_create(&FactoryCreate { name: "bench".into() }).await?;
-        b.factory = Client::new(urls, Some(f.token));
-        Ok(b)
-    }
-
-    /// Starts node `id`; its log goes to `node-ID.log`.
-    fn spawn(&mut self, id: u64) -> anyhow::Result<()> {
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.path.join(format!("node-{id}.log")))?;
-        let child = Command::new(env!("CARGO_BIN_EXE_bm"))
-            .args(["node", "--config"])
-            .arg(self.path.join(format!("c/node-{id}/node.toml")))
-            .env("RUST_LOG", "info,openraft=warn,warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("cannot start bm node")?;
-        self.procs.insert(id, Proc(child));
-        Ok(())
-    }
-
-    /// Node `id`'s API URL.
-    fn url(&self, id: u64) -> String {
-        format!("http://{}", self.planned[&id].http)
+        let nodes = Nodes::start("bm-bench-data-plane-", n, RaftTuning::default()).await?;
+        let admin = nodes.client();
+        admin.target_create(&TargetCreate::named(TARGET)).await?;
+        let f = admin.factory_create(&FactoryCreate { name: "bench".into() }).await?;
+        let urls: Vec<String> = nodes.planned.keys().map(|id| nodes.url(*id)).collect();
+        let factory = Client::new(urls, Some(f.token));
+        Ok(Self { nodes, admin, factory, submitted: 0 })
     }
 
     /// Node `id`'s QUIC address as the membership (and so the lease) lists it.
     fn peer_addr(&self, id: u64) -> String {
         self.planned[&id].peer.to_string()
-    }
-
-    /// An admin client of node `id` only: the live-tail reader.
-    fn client_of(&self, id: u64) -> Client {
-        Client::new(vec![self.url(id)], Some(self.token.clone()))
-    }
-
-    /// Node `id`'s own status, as it reports it.
-    async fn node_status(&self, id: u64) -> Option<bm_api::cluster::NodeStatus> {
-        let s = self.client_of(id).cluster_status().await.ok()?;
-        s.members.into_iter().find(|m| m.id == id).and_then(|m| m.status)
-    }
-
-    /// Waits until a node names a leader that agrees it leads.
-    async fn wait_leader(&self, within: Duration) -> anyhow::Result<u64> {
-        let deadline = Instant::now() + within;
-        loop {
-            for id in self.procs.keys() {
-                if let Some(l) = self.client_of(*id).cluster_status().await.ok().and_then(|s| s.leader) {
-                    if self.client_of(l).cluster_status().await.is_ok_and(|s| s.leader == Some(l)) {
-                        return Ok(l);
-                    }
-                }
-            }
-            anyhow::ensure!(Instant::now() < deadline, "no leader within {within:?}; logs in {}", self.path.display());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits until every node names the same leader in the same term and
-    /// has applied as far (a node that starts late can cause an election
-    /// at start; measurements begin after it).
-    async fn settle(&self, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut seen = Vec::new();
-            for id in self.procs.keys() {
-                seen.push(self.node_status(*id).await.map(|s| (s.leader, s.term, s.applied)));
-            }
-            if seen.iter().all(|s| s.is_some_and(|s| s.0.is_some()) && *s == seen[0]) {
-                return Ok(());
-            }
-            anyhow::ensure!(Instant::now() < deadline, "cluster not settled: {seen:?}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// The leader and the other nodes, in id order.
@@ -511,9 +367,8 @@ impl Bench {
     }
 
     /// Stops the nodes; the folder goes unless `BM_BENCH_KEEP` is set.
-    fn finish(mut self) {
-        self.procs.clear();
-        self.dir.take();
+    fn finish(self) {
+        self.nodes.finish();
     }
 }
 
