@@ -80,6 +80,24 @@ async fn start_agent(fx: &Fixture) -> Agent {
     Agent(child)
 }
 
+/// Waits until the job's shell wrote its pid to `pidfile`, then kills the
+/// agent with SIGKILL (leaving the shell); answers the shell's pid (its
+/// process group).
+async fn kill_agent_once_running(mut agent: Agent, pidfile: &std::path::Path) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shell = loop {
+        // The file may exist before the shell has written its pid into it.
+        if let Some(pid) = std::fs::read_to_string(pidfile).ok().and_then(|s| s.trim().parse().ok()) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    shell
+}
+
 async fn wait_terminal(c: &Client, id: &str) -> bm_api::jobs::Job {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -235,18 +253,11 @@ async fn a_job_whose_agent_goes_silent_fails_with_that_cause() {
     let fx = fixture_with_lease(2).await;
     let pidfile = fx.root.join("pid");
     let j = fx.admin.job_submit(&job(&format!("echo $$ > {}; sleep 30", pidfile.display()), &[])).await.unwrap();
-    let mut agent = start_agent(&fx).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pidfile.exists() {
-        assert!(Instant::now() < deadline, "job never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let agent = start_agent(&fx).await;
     // The agent dies without a word (its job's shell lives on, as on a lost machine).
-    agent.0.kill().unwrap();
-    agent.0.wait().unwrap();
+    let shell = kill_agent_once_running(agent, &pidfile).await;
     let done = wait_terminal(&fx.admin, &j.id).await;
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    unsafe { libc::kill(-shell, libc::SIGKILL) };
     assert_eq!(done.state, JobState::Failed);
     assert!(done.failure.as_deref().unwrap().contains("stopped calling in"), "{:?}", done.failure);
     let workers = fx.admin.workers(true).await.unwrap();
@@ -266,16 +277,9 @@ async fn a_job_that_asks_runs_again_on_a_new_worker_when_its_agent_goes_silent()
     let mut submit = job(&script, &[]);
     submit.retry_on_worker_loss = 1;
     let j = fx.admin.job_submit(&submit).await.unwrap();
-    let mut agent = start_agent(&fx).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !pidfile.exists() {
-        assert!(Instant::now() < deadline, "job never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    agent.0.kill().unwrap();
-    agent.0.wait().unwrap();
-    let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    let agent = start_agent(&fx).await;
+    let shell = kill_agent_once_running(agent, &pidfile).await;
+    unsafe { libc::kill(-shell, libc::SIGKILL) };
     // The lease runs out, the job is queued again, and a new worker runs it.
     let _second = start_agent(&fx).await;
     let done = wait_terminal(&fx.admin, &j.id).await;
