@@ -87,7 +87,7 @@ impl Node {
             }
             Some(p) => {
                 let tls = bm_raft::tls::PeerTls::load(&p.tls)?;
-                ca_pem = Some(std::fs::read_to_string(&p.tls.ca)?);
+                ca_pem = Some(tls.ca_pem().to_string());
                 let ep = PeerEndpoint::bind(p.listen, &tls, Default::default())
                     .map_err(|e| anyhow::anyhow!("cannot open the peer endpoint on {}: {e:#}", p.listen))?;
                 let raft = Raft::new(config.id, raft_config, ep.network(), storage.log, storage.sm).await?;

@@ -170,6 +170,7 @@ pub struct TlsFiles {
 pub struct PeerTls {
     server: Arc<rustls::ServerConfig>,
     client: Arc<rustls::ClientConfig>,
+    ca_pem: Arc<str>,
 }
 
 impl std::fmt::Debug for PeerTls {
@@ -230,7 +231,12 @@ impl PeerTls {
             .with_context(|| format!("the {} does not fit the {}", names.key, names.cert))?;
         client.alpn_protocols = vec![ALPN_PEER.to_vec()];
 
-        Ok(Self { server: Arc::new(server), client: Arc::new(client) })
+        Ok(Self { server: Arc::new(server), client: Arc::new(client), ca_pem: ca_pem.into() })
+    }
+
+    /// The cluster CA certificate (PEM), which agents are handed to verify nodes.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
     }
 
     /// quinn server config: a client certificate, if shown, must be signed by the CA; peers must show one (mutual TLS), agents show none.

@@ -40,11 +40,14 @@ pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (Age
 
 async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, recv: &mut RecvStream) -> AgentReply {
     let q = api::OutputQuery { epoch, path };
-    if let Err(e) = api::output_check(ctx, &job, &q, size) {
-        // Tell the agent to stop sending; the answer explains why.
-        let _ = recv.stop(quinn::VarInt::from_u32(0));
-        return Err(e);
-    }
+    let me = match api::output_check(ctx, &job, &q, size) {
+        Ok(me) => me,
+        Err(e) => {
+            // Tell the agent to stop sending; the answer explains why.
+            let _ = recv.stop(quinn::VarInt::from_u32(0));
+            return Err(e);
+        }
+    };
     let data = recv.read_to_end(size as usize).await.map_err(|e| {
         ApiError::new(
             ErrorCode::BadRequest,
@@ -57,5 +60,5 @@ async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, rec
             format!("output {} ended after {} of the {size} bytes announced", q.path, data.len()),
         ));
     }
-    api::output_store(ctx, job, q, Bytes::from(data)).await.map(AgentAnswer::Output)
+    api::output_store(ctx, me, job, q, Bytes::from(data)).await.map(AgentAnswer::Output)
 }

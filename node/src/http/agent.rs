@@ -232,13 +232,14 @@ pub struct OutputQuery {
     responses((status = 200, body = JobOutput), (status = 409, body = ApiError)))]
 pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Result<JobOutput, ApiError> {
     let q: OutputQuery = reply::query(&raw_query)?;
-    output_check(&ctx, &job, &q, data.len() as u64)?;
-    output_store(&ctx, job, q, data).await
+    let me = output_check(&ctx, &job, &q, data.len() as u64)?;
+    output_store(&ctx, me, job, q, data).await
 }
 
 /// Refuses an output before its bytes are taken: a stale epoch, too many
 /// outputs, or `size` over the per-file limit (shared with the agent link).
-pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<(), ApiError> {
+/// Answers the calling worker, for [`output_store`].
+pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<String, ApiError> {
     let me = worker(ctx)?;
     let outputs = ctx.node.read(|s| check_fence(s, job, &me, q.epoch).map(|_| s.jobs[job].outputs.len()))?;
     let limits = &ctx.node.config().limits;
@@ -257,13 +258,18 @@ pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<
             ),
         ));
     }
-    Ok(())
+    Ok(me)
 }
 
-/// Stores a checked output's bytes on a quorum, then commits its reference
-/// (shared with the agent link).
-pub async fn output_store(ctx: &Ctx, job: String, q: OutputQuery, data: Bytes) -> Result<JobOutput, ApiError> {
-    let me = worker(ctx)?;
+/// Stores the bytes of an output [`output_check`] passed for worker `me`
+/// on a quorum, then commits its reference (shared with the agent link).
+pub async fn output_store(
+    ctx: &Ctx,
+    me: String,
+    job: String,
+    q: OutputQuery,
+    data: Bytes,
+) -> Result<JobOutput, ApiError> {
     let size = data.len() as u64;
     let sha256 = crate::blobs::replicate::store(&ctx.node, data)
         .await
