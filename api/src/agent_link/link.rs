@@ -71,11 +71,6 @@ impl AgentLink {
         &self.shared.addrs
     }
 
-    /// The address of the node in use, if connected.
-    pub async fn connected_to(&self) -> Option<String> {
-        self.shared.current.lock().await.as_ref().filter(|c| c.conn.close_reason().is_none()).map(|c| c.addr.clone())
-    }
-
     /// Makes one call; `body` is sent after the request (output bytes), and
     /// the bytes after the answer (input bytes) are returned with it.
     pub async fn call(&self, call: AgentCall, body: Option<Bytes>) -> Result<(AgentAnswer, Bytes), ClientError> {
