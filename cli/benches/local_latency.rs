@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
             dir: base.join(format!("s{i}")),
             hostname: "bench".into(),
             agent_bin: agent.clone(),
+            init_bin: agent.clone(),
         })?;
         let mut child = sb.spawn(&["/bin/true".to_string()], &[])?;
         child.wait().await?;

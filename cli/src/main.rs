@@ -167,6 +167,11 @@ fn main() -> ExitCode {
     if name.is_some_and(|n| AGENT_NAMES.contains(&n)) {
         return bm_agent::program::main_with(argv);
     }
+    // The local factory's sandbox init, when no small `bm-sandbox-init`
+    // sits next to this binary (it then links this one under that name).
+    if name == Some(bm_factory_local::init::INIT_NAME) {
+        return bm_factory_local::init::main(argv);
+    }
     tokio::runtime::Runtime::new().expect("start the async runtime").block_on(cli_main())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod agent_logs;
 pub mod factory;
+pub mod init;
 pub mod orphans;
 pub mod provider;
 pub mod sandbox;

@@ -53,7 +53,13 @@ impl Provider for LocalProvider {
     async fn create(&self, lease: &WorkerLease, launch: &AgentLaunch) -> anyhow::Result<LocalInstance> {
         let dir = self.dir.join(&lease.worker);
         let id = dir.display().to_string();
-        let spec = SandboxSpec { dir, hostname: hostname(&lease.worker), agent_bin: self.agent_bin.clone() };
+        let spec = SandboxSpec {
+            dir,
+            hostname: hostname(&lease.worker),
+            agent_bin: self.agent_bin.clone(),
+            // The `bm` binary is the agent and, by that name, the init too.
+            init_bin: self.agent_bin.clone(),
+        };
         let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(spec)).await??;
         let mut argv = launch.argv(AGENT_PATH);
         if let Some((uid, gid)) = sandbox.build_ids() {

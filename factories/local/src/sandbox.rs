@@ -5,9 +5,10 @@
 //! sandbox's host directory.
 //!
 //! It is made with util-linux's `unshare(1)` and `setpriv(1)` (both in the
-//! Essential package `util-linux` on Debian) and a small `/bin/sh` script
-//! (`DIR/setup.sh`) that runs as the namespace's root, builds the mount tree
-//! under `DIR/root`, `pivot_root`s into it and `exec`s the agent.
+//! Essential package `util-linux` on Debian) and [`crate::init`]
+//! (`bm-sandbox-init`, linked as `DIR/bm-sandbox-init`), which runs as the
+//! namespace's root, builds the mount tree under `DIR/root` with system
+//! calls, `pivot_root`s into it and `exec`s the agent.
 //!
 //! Two modes:
 //!
@@ -70,6 +71,10 @@ pub struct SandboxSpec {
     /// The `bm-agent` binary, installed inside as `/usr/local/bin/bm-agent`
     /// (and as `pfexec`, `ptime`, `banner`, `bmat`).
     pub agent_bin: PathBuf,
+    /// A program that is [`crate::init`] when called `bm-sandbox-init`:
+    /// the `bm` binary (which is also the agent), or the crate's own small
+    /// `bm-sandbox-init`.
+    pub init_bin: PathBuf,
 }
 
 /// One sandbox. Dropping it kills its processes but leaves its directory;
@@ -165,14 +170,14 @@ impl Sandbox {
             None
         };
         let sb = Sandbox { dir, hostname: spec.hostname, range, spawned: Mutex::new(Vec::new()) };
-        if let Err(e) = sb.populate(&spec.agent_bin) {
+        if let Err(e) = sb.populate(&spec.agent_bin, &spec.init_bin) {
             let _ = fs::remove_dir_all(&sb.dir);
             return Err(e);
         }
         Ok(sb)
     }
 
-    fn populate(&self, agent_bin: &Path) -> anyhow::Result<()> {
+    fn populate(&self, agent_bin: &Path, init_bin: &Path) -> anyhow::Result<()> {
         let d = &self.dir;
         let root_id = self.range.map(|(_, b)| b);
         let build_id = self.range.map(|(_, b)| b + BUILD_ID);
@@ -258,12 +263,13 @@ impl Sandbox {
             fs::hard_link(&agent, d.join("bin").join(t)).with_context(|| format!("link {t}"))?;
         }
 
-        let setup = d.join("setup.sh");
-        fs::write(&setup, SETUP).context("write setup.sh")?;
-        if let Some(o) = root_id {
-            chown(&setup, o)?;
+        // The init program, outside the tree the sandbox sees; linked (or
+        // copied) under the name it answers to.
+        let init = d.join(crate::init::INIT_NAME);
+        if fs::hard_link(init_bin, &init).is_err() {
+            copy(init_bin, &init)?;
+            chmod(&init, 0o755)?;
         }
-        chmod(&setup, 0o644)?;
         Ok(())
     }
 
@@ -301,13 +307,13 @@ impl Sandbox {
     /// returned child is the host-side `unshare` process: it exits with the
     /// sandboxed program's status, and killing it (SIGKILL) kills every
     /// process of the sandbox (`--kill-child`; pid 1 taking the namespace
-    /// down with it). Failures of the setup script show on stderr with exit
-    /// status 1.
+    /// down with it). Failures of the sandbox's setup show on stderr
+    /// (`bm-sandbox: …`) with exit status 1.
     pub fn spawn(&self, argv: &[String], env: &[(String, String)]) -> anyhow::Result<tokio::process::Child> {
         if argv.is_empty() {
             bail!("empty argv");
         }
-        let setup = self.dir.join("setup.sh");
+        let init = self.dir.join(crate::init::INIT_NAME);
         let mut args: Vec<OsString> = Vec::new();
         let program = match self.range {
             Some((_, base)) => {
@@ -319,23 +325,23 @@ impl Sandbox {
                     "unshare".into(),
                     "--user".into(),
                     "--".into(),
-                    "/bin/sh".into(),
-                    "-c".into(),
-                    STAGE1.into(),
-                    "bm-sandbox".into(),
                 ] {
                     args.push(a.into());
                 }
+                // The first stage waits for the maps this process writes,
+                // then runs `unshare UNSHARE_FLAGS -- init DIR …` as ns root.
+                args.push(init.clone().into());
+                args.push(crate::init::STAGE1_FLAG.into());
+                args.extend(UNSHARE_FLAGS.iter().map(OsString::from));
+                args.push("--".into());
                 "setpriv"
             }
             None => {
-                for a in UNSHARE_FLAGS.iter().copied().chain(["--map-root-user", "--", "/bin/sh"]) {
-                    args.push(a.into());
-                }
+                args.extend(UNSHARE_FLAGS.iter().copied().chain(["--map-root-user", "--"]).map(OsString::from));
                 "unshare"
             }
         };
-        args.push(setup.into());
+        args.push(init.into());
         args.push(self.dir.clone().into());
         args.push(self.hostname.clone().into());
         args.extend(argv.iter().map(OsString::from));
@@ -519,79 +525,3 @@ pub(crate) fn remove_tree(dir: &Path) -> anyhow::Result<()> {
 /// Namespaces of the second stage (and the unprivileged single stage). The
 /// network namespace is shared on purpose.
 const UNSHARE_FLAGS: &[&str] = &["--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child"];
-
-/// First stage (privileged): runs as host `BASE` in a fresh, not yet mapped
-/// user namespace; waits for the parent to write the maps, then `exec`s the
-/// second stage as ns uid 0 (so with full capabilities in the namespace).
-const STAGE1: &str = r#"until read m </proc/self/uid_map && [ -n "$m" ]; do sleep 0.001; done
-exec unshare --mount --uts --ipc --pid --fork --kill-child -- /bin/sh "$@""#;
-
-/// The setup script, run as ns root and pid 1 of the new PID namespace:
-/// `sh setup.sh DIR HOSTNAME ARGV...`.
-const SETUP: &str = r#"# bm sandbox setup: sh setup.sh DIR HOSTNAME ARGV...
-set -eu
-D=$1; H=$2; shift 2
-R=$D/root
-hostname "$H"
-mount -t tmpfs -o mode=0755,size=16m bm-root "$R"
-ro_bind() {
-    if [ -d "$1" ]; then mkdir -p "$R$2"; else touch "$R$2"; fi
-    mount --bind "$1" "$R$2"
-    mount -o remount,bind,ro "$R$2"
-}
-rw_bind() {
-    mkdir -p "$R$2"
-    mount --bind "$1" "$R$2"
-}
-for p in /usr /bin /sbin /lib /lib32 /lib64 /libx32; do
-    if [ -L "$p" ]; then
-        ln -s "$(readlink "$p")" "$R$p"
-    elif [ -d "$p" ]; then
-        ro_bind "$p" "$p"
-    fi
-done
-# /etc: the host's, read-only, with the sandbox's own files on top.
-mkdir -p "$R/etc"
-if ! mount -t overlay -o "lowerdir=$D/etc:/etc" bm-etc "$R/etc" 2>/dev/null; then
-    ro_bind /etc /etc
-    for f in "$D"/etc/*; do
-        n=${f##*/}
-        if [ -f "$R/etc/$n" ] && [ ! -L "$R/etc/$n" ]; then
-            mount --bind "$f" "$R/etc/$n"
-            mount -o remount,bind,ro "$R/etc/$n"
-        else
-            echo "bm-sandbox: cannot place /etc/$n" >&2
-        fi
-    done
-fi
-ro_bind "$D/bin" /usr/local/bin
-rw_bind "$D/work" /work
-rw_bind "$D/home/build" /home/build
-rw_bind "$D/tmp" /tmp
-rw_bind "$D/input" /input
-mkdir -p "$R/proc" "$R/dev" "$R/root" "$R/run" "$R/var"
-ln -s /tmp "$R/var/tmp"
-mount -t proc -o nosuid,nodev,noexec proc "$R/proc"
-mount -t tmpfs -o mode=0755,nosuid,size=64k bm-dev "$R/dev"
-for n in null zero full random urandom tty; do
-    touch "$R/dev/$n"
-    mount --bind "/dev/$n" "$R/dev/$n"
-done
-mkdir "$R/dev/shm" "$R/dev/pts"
-mount -t tmpfs -o mode=1777,nosuid,nodev bm-shm "$R/dev/shm"
-if mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 bm-pts "$R/dev/pts" 2>/dev/null; then
-    ln -s pts/ptmx "$R/dev/ptmx"
-fi
-ln -s /proc/self/fd "$R/dev/fd"
-ln -s /proc/self/fd/0 "$R/dev/stdin"
-ln -s /proc/self/fd/1 "$R/dev/stdout"
-ln -s /proc/self/fd/2 "$R/dev/stderr"
-cd "$R"
-mkdir .oldroot
-pivot_root . .oldroot
-cd /
-umount -l /.oldroot
-rmdir /.oldroot
-mount -o remount,bind,ro /
-exec "$@"
-"#;

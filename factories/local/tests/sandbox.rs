@@ -26,6 +26,7 @@ fn make(parent: &tempfile::TempDir, name: &str, host: &str) -> Sandbox {
         dir: parent.path().join(name),
         hostname: host.into(),
         agent_bin: PathBuf::from("/usr/bin/id"),
+        init_bin: PathBuf::from(env!("CARGO_BIN_EXE_bm-sandbox-init")),
     })
     .unwrap()
 }
@@ -265,11 +266,14 @@ async fn setup_failure_is_reported() {
     let child = sb.spawn(&["/nonexistent".to_string()], &[]).unwrap();
     let out = child.wait_with_output().await.unwrap();
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bm-sandbox: exec /nonexistent: No such file or directory"), "{err}");
     sb.destroy().unwrap();
     let bad = Sandbox::create(SandboxSpec {
         dir: p.path().join("i"),
         hostname: "bad host".into(),
         agent_bin: "/usr/bin/id".into(),
+        init_bin: env!("CARGO_BIN_EXE_bm-sandbox-init").into(),
     });
     assert!(bad.is_err());
 }
