@@ -48,17 +48,30 @@ async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, rec
             return Err(e);
         }
     };
-    let data = recv.read_to_end(size as usize).await.map_err(|e| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("output {} not received whole ({size} bytes announced): {e}", q.path),
-        )
-    })?;
-    if data.len() as u64 != size {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("output {} ended after {} of the {size} bytes announced", q.path, data.len()),
-        ));
-    }
-    api::output_store(ctx, me, job, q, Bytes::from(data)).await.map(AgentAnswer::Output)
+    // The bytes go on to the stores piece by piece as they arrive.
+    let path = q.path.clone();
+    let pieces = futures::stream::unfold((recv, 0u64), move |(recv, got)| {
+        let path = path.clone();
+        async move {
+            if got >= size {
+                return None;
+            }
+            let n = (size - got).min(crate::blobs::CHUNK as u64);
+            let mut buf = vec![0u8; n as usize];
+            let read = match recv.read_exact(&mut buf).await {
+                Ok(()) if got + n < size => Ok(()),
+                // The last piece: the stream must end there.
+                Ok(()) => recv.read_to_end(0).await.map(|_| ()).map_err(|e| format!("more than announced ({e})")),
+                Err(e) => Err(format!("{got} bytes came before: {e}")),
+            };
+            let piece = read.map(|()| Bytes::from(buf)).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("output {path} not received whole ({size} bytes announced): {e}"),
+                )
+            });
+            Some((piece, (recv, got + n)))
+        }
+    });
+    api::output_store(ctx, me, job, q, size, Box::pin(pieces)).await.map(AgentAnswer::Output)
 }

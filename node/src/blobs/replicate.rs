@@ -1,10 +1,20 @@
 //! Storing an upload on a majority of the voters before it is
 //! acknowledged.
+//!
+//! An upload is taken piece by piece: each piece is hashed, written to a
+//! staging file here and sent on to every peer as soon as it arrives, so
+//! the copies overlap the transfer from the agent instead of following
+//! it. The last piece carries the whole blob's sha256; each store then
+//! checks the whole and keeps it under that name.
 
 use std::time::Duration;
 
 use bm_api::{ApiError, ErrorCode};
-use futures::stream::{FuturesUnordered, StreamExt};
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::CHUNK;
 use crate::cluster::forward::{self, Called};
@@ -13,74 +23,182 @@ use crate::node::Node;
 
 /// Longest one piece may take to reach a peer.
 const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pieces of one blob in flight to one peer at once: enough to keep the
+/// link busy while the peer writes earlier pieces.
+const WINDOW: usize = 4;
 
-/// Writes `bytes` here and on enough peers that a majority of the voters
-/// hold them; returns the sha256. Copies to the other peers go on in the
-/// background.
-pub async fn store(node: &Node, bytes: bytes::Bytes) -> Result<String, ApiError> {
-    let sha = node
-        .blobs()
-        .write(&bytes)
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store a blob: {e}")))?;
-    let Some(ep) = node.peer().cloned() else { return Ok(sha) };
-    let membership = node.raft().metrics().borrow().membership_config.membership().clone();
-    let voters: Vec<u64> = membership.voter_ids().collect();
-    let me_votes = voters.contains(&node.id());
-    let needed = (voters.len() / 2 + 1).saturating_sub(usize::from(me_votes));
-    let mut pushes: FuturesUnordered<_> = membership
-        .nodes()
-        .filter(|(id, _)| **id != node.id())
-        .map(|(id, info)| {
-            let (ep, addr, sha, bytes, id) = (ep.clone(), info.peer_addr.clone(), sha.clone(), bytes.clone(), *id);
-            let voter = voters.contains(&id);
-            tokio::spawn(async move { (voter, id, push(&ep, &addr, &sha, &bytes).await) })
-        })
-        .collect();
-    let mut acked = 0;
-    let mut errors = Vec::new();
-    while acked < needed {
-        match pushes.next().await {
-            Some(Ok((voter, _, Ok(())))) => acked += usize::from(voter),
-            Some(Ok((_, id, Err(e)))) => errors.push(format!("node {id}: {}", e.message)),
-            Some(Err(e)) => errors.push(e.to_string()),
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the upload reached {} of the {needed} other voters it needs: {}",
-                        acked,
-                        errors.join("; ")
-                    ),
-                ))
-            }
+/// One piece on its way to a store.
+#[derive(Clone)]
+struct Piece {
+    offset: u64,
+    bytes: Bytes,
+    /// The whole blob's sha256, on the last piece only.
+    sha: Option<String>,
+}
+
+/// A store receiving the pieces (this node's disk or a peer), and what it
+/// ended with.
+struct Sink {
+    tx: mpsc::UnboundedSender<Piece>,
+    done: JoinHandle<Result<(), ApiError>>,
+}
+
+/// A blob held whole in memory as pieces for [`store_stream`].
+pub fn pieces(bytes: Bytes) -> impl Stream<Item = Result<Bytes, ApiError>> + Unpin {
+    let len = bytes.len();
+    futures::stream::iter((0..len).step_by(CHUNK).map(move |at| Ok(bytes.slice(at..(at + CHUNK).min(len)))))
+}
+
+/// Writes the `size` bytes `pieces` yields here and on enough peers that a
+/// majority of the voters hold them; returns their sha256. Copies to the
+/// remaining peers go on in the background. An error from `pieces`, or
+/// fewer or more bytes than `size`, stores nothing.
+pub async fn store_stream(
+    node: &Node,
+    size: u64,
+    mut pieces: impl Stream<Item = Result<Bytes, ApiError>> + Unpin,
+) -> Result<String, ApiError> {
+    let upload = ulid::Ulid::new().to_string();
+    let local = {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Sink { tx, done: tokio::spawn(keep_here(node.clone(), upload.clone(), rx)) }
+    };
+    // (voter, node id, sink) for every other member.
+    let mut peers = Vec::new();
+    let mut needed = 0;
+    if let Some(ep) = node.peer().cloned() {
+        let membership = node.raft().metrics().borrow().membership_config.membership().clone();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        needed = (voters.len() / 2 + 1).saturating_sub(usize::from(voters.contains(&node.id())));
+        for (id, info) in membership.nodes().filter(|(id, _)| **id != node.id()) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let done = tokio::spawn(send_to_peer(ep.clone(), info.peer_addr.clone(), upload.clone(), rx));
+            peers.push((voters.contains(id), *id, Sink { tx, done }));
         }
     }
-    // The remaining copies finish on their own (the spawned tasks run on).
+    let send = |p: Piece| {
+        let _ = local.tx.send(p.clone());
+        for (_, _, s) in &peers {
+            let _ = s.tx.send(p.clone());
+        }
+    };
+
+    let mut hasher = Some(Sha256::new());
+    let mut offset = 0u64;
+    let mut sha = None;
+    while sha.is_none() {
+        let bytes = match pieces.next().await {
+            Some(piece) => piece?,
+            None if size == 0 && offset == 0 => Bytes::new(),
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("the upload ended after {offset} of the {size} bytes announced"),
+                ))
+            }
+        };
+        let end = offset + bytes.len() as u64;
+        if end > size {
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!("the upload is longer than the {size} bytes announced"),
+            ));
+        }
+        let (mut h, b) = (hasher.take().expect("the hasher is put back"), bytes.clone());
+        hasher = Some(
+            tokio::task::spawn_blocking(move || {
+                h.update(&b);
+                h
+            })
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot hash an upload: {e}")))?,
+        );
+        if end == size {
+            sha = Some(hex::encode(hasher.take().expect("the hasher is there").finalize()));
+        }
+        send(Piece { offset, bytes, sha: sha.clone() });
+        offset = end;
+    }
+    let sha = sha.expect("the loop ends with the sha256");
+
+    let internal = |e: tokio::task::JoinError| ApiError::new(ErrorCode::Internal, e.to_string());
+    let remote = async {
+        let mut pending: FuturesUnordered<_> =
+            peers.into_iter().map(|(voter, id, s)| async move { (voter, id, s.done.await) }).collect();
+        let (mut acked, mut errors) = (0, Vec::new());
+        while acked < needed {
+            match pending.next().await {
+                Some((voter, _, Ok(Ok(())))) => acked += usize::from(voter),
+                Some((_, id, Ok(Err(e)))) => errors.push(format!("node {id}: {}", e.message)),
+                Some((_, id, Err(e))) => errors.push(format!("node {id}: {e}")),
+                None => {
+                    return Err(ApiError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "the upload reached {acked} of the {needed} other voters it needs: {}",
+                            errors.join("; ")
+                        ),
+                    ))
+                }
+            }
+        }
+        // The remaining copies finish on their own (their tasks run on).
+        Ok(())
+    };
+    let here = async { local.done.await.map_err(internal)? };
+    tokio::try_join!(here, remote)?;
     Ok(sha)
 }
 
-/// Sends a whole blob to the node at `addr`, piece by piece.
-pub async fn push(ep: &bm_raft::PeerEndpoint, addr: &str, sha: &str, bytes: &[u8]) -> Result<(), ApiError> {
-    let upload = ulid::Ulid::new().to_string();
-    let mut offset = 0usize;
-    loop {
-        let end = (offset + CHUNK).min(bytes.len());
-        let last = end == bytes.len();
-        let call = PeerCall::BlobPut {
-            sha: sha.to_string(),
-            upload: upload.clone(),
-            offset: offset as u64,
-            last,
-            bytes: bytes[offset..end].to_vec(),
-        };
-        match forward::call(ep, addr, &call, PIECE_TIMEOUT).await? {
-            Called::Ok(_) => {}
-            Called::NotLeader => return Err(ApiError::new(ErrorCode::Internal, "unexpected answer to a blob piece")),
-        }
-        if last {
+/// Writes the pieces to this node's store.
+async fn keep_here(node: Node, upload: String, mut rx: mpsc::UnboundedReceiver<Piece>) -> Result<(), ApiError> {
+    while let Some(p) = rx.recv().await {
+        node.blobs()
+            .put_piece(&upload, p.offset, &p.bytes, p.sha.as_deref())
+            .await
+            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store a blob: {e}")))?;
+        if p.sha.is_some() {
             return Ok(());
         }
-        offset = end;
+    }
+    Err(ApiError::new(ErrorCode::Internal, "the upload stopped before its end"))
+}
+
+/// Sends the pieces to the node at `addr`, up to [`WINDOW`] at once; the
+/// last (which makes the peer check the whole and keep it) goes once every
+/// other piece has landed.
+async fn send_to_peer(
+    ep: bm_raft::PeerEndpoint,
+    addr: String,
+    upload: String,
+    mut rx: mpsc::UnboundedReceiver<Piece>,
+) -> Result<(), ApiError> {
+    let mut inflight = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(r) = inflight.next(), if !inflight.is_empty() => r?,
+            p = rx.recv(), if inflight.len() < WINDOW => {
+                let Some(p) = p else {
+                    return Err(ApiError::new(ErrorCode::Internal, "the upload stopped before its end"));
+                };
+                if p.sha.is_none() {
+                    inflight.push(put(&ep, &addr, &upload, p));
+                    continue;
+                }
+                while let Some(r) = inflight.next().await {
+                    r?;
+                }
+                return put(&ep, &addr, &upload, p).await;
+            }
+        }
+    }
+}
+
+/// Sends one piece to the node at `addr`.
+async fn put(ep: &bm_raft::PeerEndpoint, addr: &str, upload: &str, p: Piece) -> Result<(), ApiError> {
+    let call = PeerCall::BlobPut { upload: upload.to_string(), offset: p.offset, sha: p.sha, bytes: p.bytes.to_vec() };
+    match forward::call(ep, addr, &call, PIECE_TIMEOUT).await? {
+        Called::Ok(_) => Ok(()),
+        Called::NotLeader => Err(ApiError::new(ErrorCode::Internal, "unexpected answer to a blob piece")),
     }
 }

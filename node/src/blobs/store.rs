@@ -23,30 +23,6 @@ impl Blobs {
         Ok(self.dir.join(&sha[..2]).join(sha))
     }
 
-    /// Stores bytes (fsynced) and returns their sha256.
-    pub async fn write(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let sha = hex::encode(Sha256::digest(bytes));
-        let path = self.path(&sha)?;
-        if tokio::fs::try_exists(&path).await? {
-            return Ok(sha);
-        }
-        let dir = path.parent().expect("blob paths have a parent").to_path_buf();
-        tokio::fs::create_dir_all(&dir).await?;
-        let tmp = dir.join(format!(".{sha}.{}", ulid::Ulid::new()));
-        let data = bytes.to_vec();
-        let (tmp2, path2) = (tmp.clone(), path.clone());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp2)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp2, &path2)
-        })
-        .await
-        .map_err(std::io::Error::other)??;
-        Ok(sha)
-    }
-
     /// Whether the blob is here.
     pub async fn has(&self, sha: &str) -> bool {
         match self.path(sha) {
@@ -65,34 +41,29 @@ impl Blobs {
         Ok(buf)
     }
 
-    /// Writes one piece of a blob arriving from a peer into a staging
-    /// file named by `upload`; the last piece checks the whole file's
-    /// sha256 and, when it matches, moves it into place.
-    pub async fn put_piece(
-        &self,
-        sha: &str,
-        upload: &str,
-        offset: u64,
-        bytes: &[u8],
-        last: bool,
-    ) -> std::io::Result<()> {
+    /// Writes one piece of a blob (from an upload, or arriving from a
+    /// peer) into a staging file named by `upload`. The last piece carries
+    /// the blob's sha256: the whole file is then fsynced and checked
+    /// against it and, when it matches, moved into place.
+    pub async fn put_piece(&self, upload: &str, offset: u64, bytes: &[u8], sha: Option<&str>) -> std::io::Result<()> {
         use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-        let path = self.path(sha)?;
         if !upload.bytes().all(|b| b.is_ascii_alphanumeric()) || upload.is_empty() || upload.len() > 64 {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad upload id"));
         }
-        if tokio::fs::try_exists(&path).await? {
-            return Ok(());
-        }
+        let path = sha.map(|s| self.path(s)).transpose()?;
         let staging = self.dir.join(".incoming");
+        let tmp = staging.join(upload);
+        if let Some(path) = &path {
+            if tokio::fs::try_exists(path).await? {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Ok(());
+            }
+        }
         tokio::fs::create_dir_all(&staging).await?;
-        let tmp = staging.join(format!("{sha}.{upload}"));
         let mut f = tokio::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&tmp).await?;
         f.seek(std::io::SeekFrom::Start(offset)).await?;
         f.write_all(bytes).await?;
-        if !last {
-            return Ok(());
-        }
+        let (Some(path), Some(sha)) = (path, sha) else { return Ok(()) };
         f.sync_all().await?;
         drop(f);
         let tmp2 = tmp.clone();
@@ -158,5 +129,56 @@ impl Blobs {
     /// Reads a whole blob.
     pub async fn read(&self, sha: &str) -> std::io::Result<bytes::Bytes> {
         Ok(tokio::fs::read(self.path(sha)?).await?.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(Sha256::digest(b))
+    }
+
+    #[tokio::test]
+    async fn pieces_in_any_order_make_the_blob_once_the_last_names_its_sha() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = Blobs::new(tmp.path().to_path_buf());
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let want = sha(&data);
+        blobs.put_piece("up1", 4000, &data[4000..8000], None).await.unwrap();
+        blobs.put_piece("up1", 0, &data[..4000], None).await.unwrap();
+        assert!(!blobs.has(&want).await, "kept before its last piece");
+        blobs.put_piece("up1", 8000, &data[8000..], Some(&want)).await.unwrap();
+        assert!(blobs.has(&want).await);
+        assert_eq!(&blobs.read(&want).await.unwrap()[..], &data[..]);
+        // Sent again (a retried upload): nothing changes, no staging left.
+        blobs.put_piece("up2", 0, &data, Some(&want)).await.unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path().join(".incoming")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_last_piece_whose_sha_does_not_match_keeps_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = Blobs::new(tmp.path().to_path_buf());
+        let lie = sha(b"something else");
+        blobs.put_piece("up", 0, b"hello ", None).await.unwrap();
+        let e = blobs.put_piece("up", 6, b"world", Some(&lie)).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains(&sha(b"hello world")), "{e}");
+        assert!(!blobs.has(&lie).await);
+        assert_eq!(std::fs::read_dir(tmp.path().join(".incoming")).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn bad_names_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blobs = Blobs::new(tmp.path().to_path_buf());
+        for upload in ["", "../x", "a/b", &"x".repeat(65)] {
+            let e = blobs.put_piece(upload, 0, b"x", None).await.unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{upload:?}");
+        }
+        let e = blobs.put_piece("up", 0, b"x", Some("../../etc/passwd")).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
 }

@@ -52,10 +52,13 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
             Some(ep) => ok("pre-vote answer", &super::prevote::grant(node, ep, &req)),
             None => ok("pre-vote answer", &false),
         },
-        PeerCall::BlobPut { sha, upload, offset, last, bytes } => {
-            match node.blobs().put_piece(&sha, &upload, offset, &bytes, last).await {
+        PeerCall::BlobPut { upload, offset, sha, bytes } => {
+            match node.blobs().put_piece(&upload, offset, &bytes, sha.as_deref()).await {
                 Ok(()) => Answer::Ok(Vec::new()),
-                Err(e) => Answer::Err(ApiError::new(ErrorCode::Internal, format!("cannot keep blob {sha}: {e}"))),
+                Err(e) => Answer::Err(ApiError::new(
+                    ErrorCode::Internal,
+                    format!("cannot keep blob {} (upload {upload}): {e}", sha.as_deref().unwrap_or("piece")),
+                )),
             }
         }
         PeerCall::BlobGet { sha, offset, len } => {

@@ -26,14 +26,13 @@ pub enum PeerCall {
     PreVote(super::prevote::PreVote),
     /// One piece of a blob to keep (see `blobs::replicate`).
     BlobPut {
-        /// Its sha256.
-        sha: String,
         /// Names this transfer's staging file.
         upload: String,
         /// Where the piece goes.
         offset: u64,
-        /// Whether it is the last piece (then the whole is checked).
-        last: bool,
+        /// The whole blob's sha256, on the last piece only: the receiver
+        /// then checks the whole against it and keeps it.
+        sha: Option<String>,
         /// The bytes.
         #[serde(with = "bm_raft::bytes")]
         bytes: Vec<u8>,

@@ -232,8 +232,9 @@ pub struct OutputQuery {
     responses((status = 200, body = JobOutput), (status = 409, body = ApiError)))]
 pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Result<JobOutput, ApiError> {
     let q: OutputQuery = reply::query(&raw_query)?;
-    let me = output_check(&ctx, &job, &q, data.len() as u64)?;
-    output_store(&ctx, me, job, q, data).await
+    let size = data.len() as u64;
+    let me = output_check(&ctx, &job, &q, size)?;
+    output_store(&ctx, me, job, q, size, crate::blobs::replicate::pieces(data)).await
 }
 
 /// Refuses an output before its bytes are taken: a stale epoch, too many
@@ -261,17 +262,18 @@ pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<
     Ok(me)
 }
 
-/// Stores the bytes of an output [`output_check`] passed for worker `me`
-/// on a quorum, then commits its reference (shared with the agent link).
+/// Stores the `size` bytes of an output [`output_check`] passed for worker
+/// `me` on a quorum as they arrive in `pieces`, then commits its reference
+/// (shared with the agent link).
 pub async fn output_store(
     ctx: &Ctx,
     me: String,
     job: String,
     q: OutputQuery,
-    data: Bytes,
+    size: u64,
+    pieces: impl futures::Stream<Item = Result<Bytes, ApiError>> + Unpin,
 ) -> Result<JobOutput, ApiError> {
-    let size = data.len() as u64;
-    let sha256 = crate::blobs::replicate::store(&ctx.node, data)
+    let sha256 = crate::blobs::replicate::store_stream(&ctx.node, size, pieces)
         .await
         .map_err(|e| ApiError::new(e.code, format!("cannot store output {}: {}", q.path, e.message)))?;
     let output = JobOutput { id: ulid::Ulid::new().to_string(), path: q.path, size, sha256 };
