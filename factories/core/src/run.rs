@@ -23,8 +23,11 @@ use crate::provider::Provider;
 /// worker the cluster gave up on waits little for its machine to go.
 pub const LEASE_WAIT: u64 = 1;
 
-/// The pause between passes, which bounds how often an idle factory asks
-/// the cluster for its workers.
+/// The pause after a pass that did not wait in a lease long-poll (one that
+/// failed, or found the factory at its cap), which bounds how often the
+/// factory asks the cluster for its workers then. A pass that waited goes
+/// straight on: pausing there would make a request that arrives during
+/// the pause wait for it (up to 100 ms on every fresh worker).
 pub const PASS_PAUSE: Duration = Duration::from_millis(100);
 
 /// Runs the factory until `stop` turns true, then destroys every instance
@@ -39,11 +42,16 @@ pub async fn run<P: Provider>(cfg: LoopConfig, provider: P, mut stop: watch::Rec
             sweep(&provider, &live).await;
             next_sweep += provider.reap_every();
         }
-        if let Err(e) = pass(&cfg, &client, &provider, &mut live).await {
-            tracing::warn!(error = %e, "factory pass failed; retrying");
-        }
+        let waited = match pass(&cfg, &client, &provider, &mut live).await {
+            Ok(waited) => waited,
+            Err(e) => {
+                tracing::warn!(error = %e, "factory pass failed; retrying");
+                false
+            }
+        };
+        let pause = if waited { Duration::ZERO } else { PASS_PAUSE };
         tokio::select! {
-            _ = tokio::time::sleep(PASS_PAUSE) => {}
+            _ = tokio::time::sleep(pause) => {}
             changed = stop.changed() => {
                 // Nobody can stop us any more: keep the pace instead of spinning.
                 if changed.is_err() {
@@ -73,13 +81,15 @@ async fn sweep<P: Provider>(provider: &P, live: &BTreeMap<String, P::Instance>) 
     }
 }
 
-/// One round: reap, tend, then lease and create up to the cap.
+/// One round: reap, tend, then lease and create up to the cap. Answers
+/// whether it waited in a lease long-poll (so the next round may follow at
+/// once).
 async fn pass<P: Provider>(
     cfg: &LoopConfig,
     client: &Client,
     provider: &P,
     live: &mut BTreeMap<String, P::Instance>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     // Reap: destroy what the cluster no longer wants, and report destroyed
     // the workers with no instance here (an earlier run's).
     for w in client.factory_workers().await? {
@@ -101,6 +111,7 @@ async fn pass<P: Provider>(
     }
     // Lease while under the cap; only the first lease of a pass waits.
     let mut wait = LEASE_WAIT;
+    let waited = live.len() < cfg.max_workers;
     while live.len() < cfg.max_workers {
         let req = LeaseRequest { targets: cfg.targets.clone(), capacity: Some(cfg.max_workers as u32) };
         let Some(lease) = client.factory_lease_wait(&req, std::mem::take(&mut wait)).await? else { break };
@@ -118,5 +129,5 @@ async fn pass<P: Provider>(
         tracing::info!(worker = %lease.worker, target = %lease.target, instance = %id, "instance created");
         live.insert(lease.worker, instance);
     }
-    Ok(())
+    Ok(waited)
 }
