@@ -159,6 +159,37 @@ async fn followers_take_writes_and_linearizable_reads() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_just_submitted_elsewhere_is_never_missing_on_a_follower() {
+    let c = Cluster::start(3, test_tuning()).await;
+    setup(&c).await;
+    let leader = c.wait_leader(Duration::from_secs(10)).await;
+    let follower = c.procs.keys().copied().find(|id| *id != leader).unwrap();
+    let (to_leader, on_follower) = (c.client_of(leader), c.client_of(follower));
+    // A follower learns of a commit with the leader's next message, so a
+    // read sent right after the acknowledgement usually gets there first.
+    // Each read that could answer "no such job" must catch up instead.
+    for i in 0..20 {
+        let id = to_leader
+            .job_submit(&bm_api::jobs::JobSubmit::script(&format!("j{i}"), "default", "true"))
+            .await
+            .unwrap()
+            .id;
+        match i % 4 {
+            0 => {
+                let page = on_follower.job_events(&id, 0, None).await.unwrap();
+                assert_eq!(page.job_state, bm_api::jobs::JobState::Queued, "{page:?}");
+            }
+            1 => assert!(on_follower.job_outputs(&id).await.unwrap().is_empty()),
+            2 => assert!(on_follower.job_store(&id).await.unwrap().is_empty()),
+            _ => {
+                let put = bm_api::jobs::StorePut { value: "v".into(), secret: false };
+                assert_eq!(on_follower.job_store_put(&id, "k", &put).await.unwrap().value.as_deref(), Some("v"));
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_for_a_while_rejoins_without_disturbing_the_leader() {
     let c = Cluster::start(3, test_tuning()).await;
     setup(&c).await;

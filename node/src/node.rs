@@ -254,6 +254,19 @@ impl Node {
         Ok(self.read(f))
     }
 
+    /// Reads the local state like [`Node::read`], but when `f` finds
+    /// nothing (`NotFound`) catches up with the leader first
+    /// ([`Node::read_linearizable`]) and asks again: a job (or value, or
+    /// output) acknowledged through another node before this request is
+    /// never reported missing because this node has not applied it yet.
+    /// Reads that find what they look for stay local and quick.
+    pub async fn read_found<R>(&self, f: impl Fn(&State) -> Result<R, ApiError>) -> Result<R, ApiError> {
+        match self.read(&f) {
+            Err(e) if e.code == ErrorCode::NotFound => self.read_linearizable(&f).await?,
+            found => found,
+        }
+    }
+
     /// Notified whenever a log entry is applied.
     pub fn watch(&self) -> AppliedWatch {
         self.inner.sm.watch()

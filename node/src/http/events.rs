@@ -18,13 +18,22 @@ const PAGE: usize = 10_000;
 /// Longest long-poll.
 const MAX_WAIT: u64 = 60;
 
+fn page_of(s: &crate::sm::State, ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
+    let rec = visible(s, ctx, job)?;
+    let from = (minseq as usize).min(rec.events.len());
+    let to = (from + PAGE).min(rec.events.len());
+    Ok(EventsPage { events: rec.events[from..to].to_vec(), job_state: rec.job.state })
+}
+
 fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
-    ctx.node.read(|s| {
-        let rec = visible(s, ctx, job)?;
-        let from = (minseq as usize).min(rec.events.len());
-        let to = (from + PAGE).min(rec.events.len());
-        Ok(EventsPage { events: rec.events[from..to].to_vec(), job_state: rec.job.state })
-    })
+    ctx.node.read(|s| page_of(s, ctx, job, minseq))
+}
+
+/// The first page of a request: a job this node does not know yet is
+/// looked for again once it has caught up with the leader, so a job just
+/// submitted through another node is followed, not refused.
+async fn first_page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
+    ctx.node.read_found(|s| page_of(s, ctx, job, minseq)).await
 }
 
 /// Events from `minseq`; with `wait`, holds the request until there are
@@ -35,6 +44,7 @@ pub async fn long_poll(ctx: Ctx, job: String, raw_query: String) -> Result<Event
     let q: EventsQuery = reply::query(&raw_query)?;
     let deadline = Instant::now() + Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT));
     let mut watch = ctx.node.watch();
+    first_page(&ctx, &job, q.minseq).await?;
     loop {
         watch.borrow_and_update();
         let p = page(&ctx, &job, q.minseq)?;
@@ -57,7 +67,7 @@ pub async fn sse(ctx: Ctx, job: String, raw_query: String) -> Response {
         Ok(q) => q,
         Err(e) => return reply::error(&e),
     };
-    if let Err(e) = page(&ctx, &job, u64::MAX) {
+    if let Err(e) = first_page(&ctx, &job, u64::MAX).await {
         return reply::error(&e);
     }
     let stream = event_stream(ctx, job, q.minseq);

@@ -127,27 +127,31 @@ pub async fn cancel(ctx: Ctx, job: String) -> Result<Job, ApiError> {
 #[utoipa::path(get, operation_id = "jobs_store_list", path = "/v1/jobs/{job}/store", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = BTreeMap<String, StoreValue>)))]
 pub async fn store_list(ctx: Ctx, job: String) -> Result<BTreeMap<String, StoreValue>, ApiError> {
-    ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.store.iter().map(|(k, v)| (k.clone(), v.view(false))).collect()))
+    ctx.node
+        .read_found(|s| Ok(visible(s, &ctx, &job)?.store.iter().map(|(k, v)| (k.clone(), v.view(false))).collect()))
+        .await
 }
 
 /// Reads one job-store value; a secret's value is hidden.
 #[utoipa::path(get, operation_id = "jobs_store_get", path = "/v1/jobs/{job}/store/{name}", tag = "jobs", params(("job" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = StoreValue), (status = 404, body = ApiError)))]
 pub async fn store_get(ctx: Ctx, job: String, name: String) -> Result<StoreValue, ApiError> {
-    ctx.node.read(|s| {
-        visible(s, &ctx, &job)?
-            .store
-            .get(&name)
-            .map(|v| v.view(false))
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no store value {name:?}")))
-    })
+    ctx.node
+        .read_found(|s| {
+            visible(s, &ctx, &job)?
+                .store
+                .get(&name)
+                .map(|v| v.view(false))
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no store value {name:?}")))
+        })
+        .await
 }
 
 /// Writes one job-store value while the job has not finished.
 #[utoipa::path(put, operation_id = "jobs_store_put", path = "/v1/jobs/{job}/store/{name}", tag = "jobs", request_body = StorePut,
     params(("job" = String, Path), ("name" = String, Path)), responses((status = 200, body = StoreValue)))]
 pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Result<StoreValue, ApiError> {
-    ctx.node.read(|s| visible(s, &ctx, &job).map(|_| ()))?;
+    ctx.node.read_found(|s| visible(s, &ctx, &job).map(|_| ())).await?;
     let put: StorePut = reply::body(&raw)?;
     let cmd = Command::StorePut { job, name, put, fence: None, time: chrono::Utc::now() };
     match ctx.node.propose(cmd).await? {
@@ -160,7 +164,7 @@ pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Resul
 #[utoipa::path(get, operation_id = "jobs_outputs", path = "/v1/jobs/{job}/outputs", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = Vec<JobOutput>)))]
 pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> {
-    ctx.node.read(|s| Ok(visible(s, &ctx, &job)?.outputs.clone()))
+    ctx.node.read_found(|s| Ok(visible(s, &ctx, &job)?.outputs.clone())).await
 }
 
 /// Downloads one output (by id or path), whole or one byte range
@@ -168,14 +172,17 @@ pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> 
 #[utoipa::path(get, operation_id = "jobs_download", path = "/v1/jobs/{job}/outputs/{output}", tag = "jobs", params(("job" = String, Path), ("output" = String, Path)),
     responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 206, description = "the requested range"), (status = 404, body = ApiError), (status = 416, body = ApiError)))]
 pub async fn download(ctx: Ctx, job: String, output: String, range: Option<String>) -> Response {
-    let found = ctx.node.read(|s| {
-        let rec = visible(s, &ctx, &job)?;
-        rec.outputs
-            .iter()
-            .find(|o| o.id == output || o.path == output)
-            .cloned()
-            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no output {output:?}")))
-    });
+    let found = ctx
+        .node
+        .read_found(|s| {
+            let rec = visible(s, &ctx, &job)?;
+            rec.outputs
+                .iter()
+                .find(|o| o.id == output || o.path == output)
+                .cloned()
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("job {job} has no output {output:?}")))
+        })
+        .await;
     match found {
         Ok(out) => super::blob_reply::serve(&ctx.node, &out.sha256, out.size, range).await,
         Err(e) => reply::error(&e),
