@@ -106,12 +106,14 @@ async fn first_lines(
     let (stop, rx) = tokio::sync::watch::channel(false);
     let factory = tokio::spawn(bm_factory_local::factory::run(
         LocalFactoryConfig {
-            urls: vec![node.url()],
-            token: f.token,
-            targets: vec!["default".into()],
+            factory: bm_factory_local::factory::LoopConfig {
+                urls: vec![node.url()],
+                token: f.token,
+                targets: vec!["default".into()],
+                max_workers: 2,
+            },
             dir: base.join(if spare { "factory-spare" } else { "factory" }),
             agent_bin: agent.clone(),
-            max_workers: 2,
         },
         rx,
     ));

@@ -65,12 +65,14 @@ impl Embedded {
         let name = format!("local-{}", std::process::id());
         let f = admin.factory_create(&FactoryCreate { name }).await.context("cannot register the local factory")?;
         let fcfg = LocalFactoryConfig {
-            urls,
-            token: f.token,
-            targets: LOCAL_TARGETS.iter().map(|s| s.to_string()).collect(),
+            factory: bm_factory_local::factory::LoopConfig {
+                urls,
+                token: f.token,
+                targets: LOCAL_TARGETS.iter().map(|s| s.to_string()).collect(),
+                max_workers,
+            },
             dir: sandbox_dir()?,
             agent_bin: agent_binary()?,
-            max_workers,
         };
         let (stop, rx) = watch::channel(false);
         let factory = tokio::spawn(bm_factory_local::factory::run(fcfg, rx));

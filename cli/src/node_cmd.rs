@@ -49,12 +49,14 @@ pub async fn factory(client: &bm_api::Client, token: Option<String>, a: FactoryA
         None => crate::embedded::sandbox_dir()?,
     };
     let cfg = LocalFactoryConfig {
-        urls: client.urls().to_vec(),
-        token,
-        targets: a.targets,
+        factory: bm_factory_local::factory::LoopConfig {
+            urls: client.urls().to_vec(),
+            token,
+            targets: a.targets,
+            max_workers: a.max_workers,
+        },
         dir,
         agent_bin: crate::embedded::agent_binary()?,
-        max_workers: a.max_workers,
     };
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(bm_factory_local::factory::run(cfg, rx));

@@ -4,33 +4,28 @@
 
 use std::path::PathBuf;
 
-use bm_factory::LoopConfig;
+/// The loop's settings, part of [`LocalFactoryConfig`].
+pub use bm_factory::LoopConfig;
 use tokio::sync::watch;
 
 use crate::provider::LocalProvider;
 
-/// How the factory is set up.
+/// How the factory is set up: what every factory's loop needs, plus where
+/// the sandboxes go and what runs in them.
 #[derive(Clone, Debug)]
 pub struct LocalFactoryConfig {
-    /// Node URLs (for the factory API and for agents).
-    pub urls: Vec<String>,
-    /// The factory's bearer token.
-    pub token: String,
-    /// Targets it makes workers for.
-    pub targets: Vec<String>,
+    /// The cluster side: node URLs, token, targets and the cap on sandboxes.
+    pub factory: LoopConfig,
     /// Where sandboxes live; held (locked) by this factory for its life,
     /// and emptied on start of whatever a crashed factory left in it.
     pub dir: PathBuf,
-    /// The `bm-agent` binary to put in each sandbox.
+    /// The `bm` binary: the agent put in each sandbox, and its init.
     pub agent_bin: PathBuf,
-    /// Most sandboxes at once.
-    pub max_workers: usize,
 }
 
 /// Runs the factory until `stop` turns true; fails at once when another
 /// live factory holds `cfg.dir`.
 pub async fn run(cfg: LocalFactoryConfig, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let provider = LocalProvider::start(cfg.dir, cfg.agent_bin)?;
-    let lcfg = LoopConfig { urls: cfg.urls, token: cfg.token, targets: cfg.targets, max_workers: cfg.max_workers };
-    bm_factory::run(lcfg, provider, stop).await
+    bm_factory::run(cfg.factory, provider, stop).await
 }
