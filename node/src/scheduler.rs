@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bm_api::jobs::JobState;
 use bm_api::workers::WorkerState;
 use chrono::{DateTime, Utc};
 
@@ -25,12 +24,11 @@ const SETTLE: Duration = Duration::from_millis(20);
 /// `spares` is how many idle workers to keep ready per target.
 pub fn plan(s: &State, now: DateTime<Utc>, spares: &BTreeMap<String, usize>) -> Vec<Command> {
     let mut out = Vec::new();
-    for rec in s.jobs.values() {
+    // The indexes keep this to live jobs, in submission order.
+    for rec in s.running.iter().filter_map(|id| s.jobs.get(id)) {
         let j = &rec.job;
         let (Some(limit), Some(since)) = (j.timeout_secs, j.times.get("assigned")) else { continue };
-        if matches!(j.state, JobState::Assigned | JobState::Running)
-            && (now - *since).num_seconds() >= i64::try_from(limit).unwrap_or(i64::MAX)
-        {
+        if (now - *since).num_seconds() >= i64::try_from(limit).unwrap_or(i64::MAX) {
             out.push(Command::JobTimeout { job: j.id.clone(), time: now });
         }
     }
@@ -40,14 +38,14 @@ pub fn plan(s: &State, now: DateTime<Utc>, spares: &BTreeMap<String, usize>) -> 
     // Idle ready workers and pending worker requests by target.
     let mut ready: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut coming: BTreeMap<&str, usize> = BTreeMap::new();
-    for w in s.workers.values().map(|w| &w.worker) {
+    for w in s.live_workers.iter().filter_map(|id| s.workers.get(id)).map(|w| &w.worker) {
         match w.state {
             WorkerState::Ready if !w.hold && w.job.is_none() => ready.entry(&w.target).or_default().push(&w.id),
             WorkerState::Requested | WorkerState::Bootstrapping => *coming.entry(&w.target).or_default() += 1,
             _ => {}
         }
     }
-    for rec in s.jobs.values().filter(|r| r.job.state == JobState::Queued) {
+    for rec in s.queued.iter().filter_map(|id| s.jobs.get(id)) {
         let target = rec.job.target_real.as_str();
         if let Some(w) = ready.get_mut(target).and_then(|v| v.pop()) {
             out.push(Command::AssignJob { job: rec.job.id.clone(), worker: w.to_string(), time: now });

@@ -215,6 +215,7 @@ impl State {
             self.waiting.insert(id.clone());
         }
         self.jobs.insert(id.clone(), rec);
+        self.reindex_job(&id);
         self.settle_waiting(time);
         Ok(Reply::Job(Box::new(self.jobs[&id].job.clone())))
     }
@@ -269,6 +270,7 @@ impl State {
                         rec.set_state(JobState::Failed, time, format!("job failed: {why}"));
                     }
                 }
+                self.reindex_job(&id);
             }
         }
     }
@@ -282,6 +284,7 @@ impl State {
         }
         rec.job.failure = failure;
         rec.set_state(state, time, why);
+        self.reindex_job(job);
         if state == JobState::Completed {
             self.publish_outputs(job, time);
         }
@@ -312,6 +315,25 @@ impl State {
         rec.outputs.clear();
         let left = rec.job.retry_on_worker_loss;
         rec.set_state(JobState::Queued, time, format!("worker lost: {reason}; queued again ({left} retries left)"));
+        self.reindex_job(job);
+    }
+
+    /// Puts a job into the state indexes its current state calls for
+    /// ([`State::queued`], [`State::running`]) and out of the others.
+    pub(super) fn reindex_job(&mut self, id: &str) {
+        let state = self.jobs.get(id).map(|r| r.job.state);
+        for (set, wanted) in [
+            (&mut self.queued, state == Some(JobState::Queued)),
+            (&mut self.running, matches!(state, Some(JobState::Assigned | JobState::Running))),
+        ] {
+            if wanted {
+                if !set.contains(id) {
+                    set.insert(id.to_string());
+                }
+            } else {
+                set.remove(id);
+            }
+        }
     }
 
     /// Checks that an agent acts for the job's current assignment.

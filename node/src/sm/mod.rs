@@ -56,6 +56,17 @@ pub struct State {
     /// Jobs in the `waiting` state: an index, so that settling dependencies
     /// costs the number of waiting jobs, not of all jobs ever submitted.
     pub waiting: BTreeSet<String>,
+    /// Jobs in the `queued` state, and jobs `assigned` or `running`:
+    /// indexes, so that a scheduler pass (every few milliseconds on the
+    /// leader) costs the number of live jobs, not of all jobs ever
+    /// submitted. Kept by [`State::reindex_job`] at every change of a
+    /// job's state; ids are ULIDs, so both are in submission order.
+    pub queued: BTreeSet<String>,
+    /// See [`State::queued`].
+    pub running: BTreeSet<String>,
+    /// Workers not yet destroyed: an index for the same reason (the
+    /// scheduler and the heartbeat check look at these only).
+    pub live_workers: BTreeSet<String>,
     /// Cluster-wide switches.
     pub control: control::ControlRecord,
     /// Published files by `OWNER/REPO/SERIES/VERSION/NAME`.

@@ -12,7 +12,7 @@
 //! 3. replay and snapshot determinism through [`Replicated`], the
 //!    [`Machine`] that Raft drives, and the fatality of malformed bytes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bm_api::jobs::{DependSubmit, JobOutput, JobState, JobSubmit, StorePut, TaskSpec};
 use bm_api::targets::TargetCreate;
@@ -2156,6 +2156,16 @@ fn check_model(s: &State, m: &Model, cmd: &Command) {
 /// before (`prev`) and after (`s`) one command.
 #[track_caller]
 fn check_invariants(prev: &State, s: &State, cmd: &Command) {
+    // The state indexes list exactly the jobs in their states.
+    let with = |f: fn(JobState) -> bool| -> BTreeSet<&String> {
+        s.jobs.iter().filter(|(_, r)| f(r.job.state)).map(|(id, _)| id).collect()
+    };
+    assert_eq!(with(|st| st == JobState::Queued), s.queued.iter().collect(), "queued index after {cmd:?}");
+    let running = with(|st| matches!(st, JobState::Assigned | JobState::Running));
+    assert_eq!(running, s.running.iter().collect(), "running index after {cmd:?}");
+    let live: BTreeSet<&String> =
+        s.workers.iter().filter(|(_, w)| w.worker.state != WorkerState::Destroyed).map(|(id, _)| id).collect();
+    assert_eq!(live, s.live_workers.iter().collect(), "live worker index after {cmd:?}");
     for (id, rec) in &s.jobs {
         let j = &rec.job;
         // At most one live worker holds a live job (a job runs on one worker).

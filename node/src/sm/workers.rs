@@ -59,6 +59,7 @@ impl State {
             token_hash: None,
         };
         rec.set_state(WorkerState::Requested, time);
+        self.live_workers.insert(id.clone());
         self.workers.insert(id, rec.clone());
         Ok(Reply::Worker(rec.worker))
     }
@@ -117,6 +118,8 @@ impl State {
             return Ok(Reply::Worker(w.worker.clone()));
         }
         w.set_state(WorkerState::Destroyed, time);
+        self.live_workers.remove(worker);
+        let w = self.workers.get_mut(worker).expect("found above");
         let token = w.token_hash.take();
         w.bootstrap_hash = None;
         let job = w.worker.job.clone();
@@ -154,6 +157,9 @@ impl State {
         w.set_state(next, time);
         let job = w.worker.job.clone();
         let out = w.worker.clone();
+        if next == WorkerState::Destroyed {
+            self.live_workers.remove(worker);
+        }
         if let Some(j) = job {
             self.job_lost_its_worker(&j, reason, time);
         }
@@ -218,6 +224,7 @@ impl State {
         j.job.worker = Some(worker.to_string());
         let epoch = j.job.epoch;
         j.set_state(JobState::Assigned, time, format!("assigned to worker {worker} (epoch {epoch})"));
+        self.reindex_job(job);
         let w = self.workers.get_mut(worker).expect("checked above");
         w.worker.job = Some(job.to_string());
         w.worker.epoch = epoch;
