@@ -46,9 +46,7 @@ impl Heartbeats {
         let now = Instant::now();
         let mut seen = self.0.lock().expect("heartbeat lock");
         let live: Vec<&str> = s
-            .live_workers
-            .iter()
-            .filter_map(|id| s.workers.get(id))
+            .live_workers()
             .filter(|w| matches!(w.worker.state, WorkerState::Ready | WorkerState::Assigned))
             .map(|w| w.worker.id.as_str())
             .collect();

@@ -38,7 +38,7 @@ pub fn plan(s: &State, now: DateTime<Utc>, spares: &BTreeMap<String, usize>) -> 
     // Idle ready workers and pending worker requests by target.
     let mut ready: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut coming: BTreeMap<&str, usize> = BTreeMap::new();
-    for w in s.live_workers.iter().filter_map(|id| s.workers.get(id)).map(|w| &w.worker) {
+    for w in s.live_workers().map(|w| &w.worker) {
         match w.state {
             WorkerState::Ready if !w.hold && w.job.is_none() => ready.entry(&w.target).or_default().push(&w.id),
             WorkerState::Requested | WorkerState::Bootstrapping => *coming.entry(&w.target).or_default() += 1,

@@ -84,9 +84,7 @@ pub async fn lease(ctx: Ctx, raw_query: String, raw: Bytes) -> Result<Option<Wor
     loop {
         watch.borrow_and_update();
         let waiting = ctx.node.read(|s| {
-            s.workers
-                .values()
-                .any(|w| w.worker.state == WorkerState::Requested && req.targets.contains(&w.worker.target))
+            s.live_workers().any(|w| w.worker.state == WorkerState::Requested && req.targets.contains(&w.worker.target))
         });
         if waiting {
             break;
@@ -139,9 +137,8 @@ pub async fn destroyed(ctx: Ctx, worker: String) -> Result<Worker, ApiError> {
 pub async fn workers(ctx: Ctx) -> Result<Vec<Worker>, ApiError> {
     let factory = ctx.caller()?.factory()?.to_string();
     Ok(ctx.node.read(|s| {
-        s.workers
-            .values()
-            .filter(|w| w.worker.factory.as_deref() == Some(factory.as_str()) && !w.worker.state.is_terminal())
+        s.live_workers()
+            .filter(|w| w.worker.factory.as_deref() == Some(factory.as_str()))
             .map(|w| w.worker.clone())
             .collect()
     }))

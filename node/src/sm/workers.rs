@@ -33,6 +33,12 @@ impl WorkerRecord {
 }
 
 impl State {
+    /// Workers not destroyed yet, oldest first (through the index, so the
+    /// cost is theirs, not that of every worker ever made).
+    pub fn live_workers(&self) -> impl Iterator<Item = &WorkerRecord> {
+        self.live_workers.iter().filter_map(|id| self.workers.get(id))
+    }
+
     pub(super) fn request_worker(&mut self, id: String, target: String, time: Time) -> Outcome {
         if self.control.hold {
             return reject(ErrorCode::Conflict, "new work is held by an operator");
@@ -79,10 +85,10 @@ impl State {
             Some(_) => {}
         }
         let found = self
-            .workers
-            .values_mut()
+            .live_workers()
             .find(|w| w.worker.state == WorkerState::Requested && targets.contains(&w.worker.target));
-        let Some(w) = found else { return Ok(Reply::Lease(None)) };
+        let Some(id) = found.map(|w| w.worker.id.clone()) else { return Ok(Reply::Lease(None)) };
+        let w = self.workers.get_mut(&id).expect("listed as live");
         w.worker.factory = Some(factory.to_string());
         w.bootstrap_hash = Some(bootstrap_hash);
         w.set_state(WorkerState::Bootstrapping, time);
@@ -176,10 +182,12 @@ impl State {
     }
 
     pub(super) fn bootstrap_worker(&mut self, bootstrap_hash: &str, token_hash: String, time: Time) -> Outcome {
-        let found = self.workers.values_mut().find(|w| w.bootstrap_hash.as_deref() == Some(bootstrap_hash));
-        let Some(w) = found else {
+        // Only a worker not destroyed yet holds a bootstrap token.
+        let found = self.live_workers().find(|w| w.bootstrap_hash.as_deref() == Some(bootstrap_hash));
+        let Some(id) = found.map(|w| w.worker.id.clone()) else {
             return reject(ErrorCode::Unauthorized, "bootstrap token is unknown or was already used");
         };
+        let w = self.workers.get_mut(&id).expect("listed as live");
         match w.worker.state {
             WorkerState::Bootstrapping => {}
             // The same exchange again (its answer was lost): the credential
