@@ -48,7 +48,7 @@ async fn copy_from(node: &Node, ep: &bm_raft::PeerEndpoint, addr: &str, sha: &st
         };
         let last = bytes.len() < CHUNK;
         node.blobs()
-            .put_piece(&upload, offset, &bytes, last.then_some(sha))
+            .put_piece(&upload, offset, &bytes, last.then_some(sha), true)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot keep blob {sha}: {e}")))?;
         if last {

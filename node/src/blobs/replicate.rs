@@ -154,7 +154,8 @@ pub async fn store_stream(
 async fn keep_here(node: Node, upload: String, mut rx: mpsc::UnboundedReceiver<Piece>) -> Result<(), ApiError> {
     while let Some(p) = rx.recv().await {
         node.blobs()
-            .put_piece(&upload, p.offset, &p.bytes, p.sha.as_deref())
+            // This node hashed the bytes as they came: no need to read them back.
+            .put_piece(&upload, p.offset, &p.bytes, p.sha.as_deref(), false)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store a blob: {e}")))?;
         if p.sha.is_some() {

@@ -43,9 +43,17 @@ impl Blobs {
 
     /// Writes one piece of a blob (from an upload, or arriving from a
     /// peer) into a staging file named by `upload`. The last piece carries
-    /// the blob's sha256: the whole file is then fsynced and checked
-    /// against it and, when it matches, moved into place.
-    pub async fn put_piece(&self, upload: &str, offset: u64, bytes: &[u8], sha: Option<&str>) -> std::io::Result<()> {
+    /// the blob's sha256: the whole file is then fsynced, checked against
+    /// it when `verify` (bytes from elsewhere; the node that hashed an
+    /// upload as it arrived need not read it back) and moved into place.
+    pub async fn put_piece(
+        &self,
+        upload: &str,
+        offset: u64,
+        bytes: &[u8],
+        sha: Option<&str>,
+        verify: bool,
+    ) -> std::io::Result<()> {
         use tokio::io::{AsyncSeekExt, AsyncWriteExt};
         if !upload.bytes().all(|b| b.is_ascii_alphanumeric()) || upload.is_empty() || upload.len() > 64 {
             return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "bad upload id"));
@@ -66,7 +74,17 @@ impl Blobs {
         let (Some(path), Some(sha)) = (path, sha) else { return Ok(()) };
         f.sync_all().await?;
         drop(f);
-        let tmp2 = tmp.clone();
+        if verify {
+            self.check(&tmp, sha).await?;
+        }
+        let dir = path.parent().expect("blob paths have a parent");
+        tokio::fs::create_dir_all(dir).await?;
+        tokio::fs::rename(&tmp, &path).await
+    }
+
+    /// Checks that the staged file `tmp` hashes to `sha`; removes it if not.
+    async fn check(&self, tmp: &std::path::Path, sha: &str) -> std::io::Result<()> {
+        let tmp2 = tmp.to_path_buf();
         let got = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
             let mut h = Sha256::new();
             let mut f = std::fs::File::open(&tmp2)?;
@@ -76,15 +94,13 @@ impl Blobs {
         .await
         .map_err(std::io::Error::other)??;
         if got != sha {
-            let _ = tokio::fs::remove_file(&tmp).await;
+            let _ = tokio::fs::remove_file(tmp).await;
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("blob pieces add up to sha256 {got}, not {sha}"),
             ));
         }
-        let dir = path.parent().expect("blob paths have a parent");
-        tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::rename(&tmp, &path).await
+        Ok(())
     }
 
     /// Removes staging files older than `age` (uploads that never finished).
@@ -146,14 +162,14 @@ mod tests {
         let blobs = Blobs::new(tmp.path().to_path_buf());
         let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let want = sha(&data);
-        blobs.put_piece("up1", 4000, &data[4000..8000], None).await.unwrap();
-        blobs.put_piece("up1", 0, &data[..4000], None).await.unwrap();
+        blobs.put_piece("up1", 4000, &data[4000..8000], None, true).await.unwrap();
+        blobs.put_piece("up1", 0, &data[..4000], None, true).await.unwrap();
         assert!(!blobs.has(&want).await, "kept before its last piece");
-        blobs.put_piece("up1", 8000, &data[8000..], Some(&want)).await.unwrap();
+        blobs.put_piece("up1", 8000, &data[8000..], Some(&want), true).await.unwrap();
         assert!(blobs.has(&want).await);
         assert_eq!(&blobs.read(&want).await.unwrap()[..], &data[..]);
         // Sent again (a retried upload): nothing changes, no staging left.
-        blobs.put_piece("up2", 0, &data, Some(&want)).await.unwrap();
+        blobs.put_piece("up2", 0, &data, Some(&want), true).await.unwrap();
         assert_eq!(std::fs::read_dir(tmp.path().join(".incoming")).unwrap().count(), 0);
     }
 
@@ -162,8 +178,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let blobs = Blobs::new(tmp.path().to_path_buf());
         let lie = sha(b"something else");
-        blobs.put_piece("up", 0, b"hello ", None).await.unwrap();
-        let e = blobs.put_piece("up", 6, b"world", Some(&lie)).await.unwrap_err();
+        blobs.put_piece("up", 0, b"hello ", None, true).await.unwrap();
+        let e = blobs.put_piece("up", 6, b"world", Some(&lie), true).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         assert!(e.to_string().contains(&sha(b"hello world")), "{e}");
         assert!(!blobs.has(&lie).await);
@@ -175,10 +191,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let blobs = Blobs::new(tmp.path().to_path_buf());
         for upload in ["", "../x", "a/b", &"x".repeat(65)] {
-            let e = blobs.put_piece(upload, 0, b"x", None).await.unwrap_err();
+            let e = blobs.put_piece(upload, 0, b"x", None, true).await.unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{upload:?}");
         }
-        let e = blobs.put_piece("up", 0, b"x", Some("../../etc/passwd")).await.unwrap_err();
+        let e = blobs.put_piece("up", 0, b"x", Some("../../etc/passwd"), true).await.unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
     }
 }
