@@ -33,6 +33,11 @@ mod common;
 /// What the benches share (the node cluster, knobs, quantiles).
 mod support;
 
+/// mimalloc: with the system allocator, malloc and free were a quarter of a
+/// node's CPU on the commit path (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

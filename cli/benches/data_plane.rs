@@ -5,8 +5,9 @@
 //! file size and transport, default 256; `BM_BENCH_SECS`, seconds of log
 //! ingestion measured after a 2 s warm-up, default 10; `BM_BENCH_SAMPLES`,
 //! live-tail samples per idle configuration, default 200;
-//! `BM_BENCH_ONE_NODE=0` skips the 1-node comparison; `BM_BENCH_KEEP=1`
-//! keeps the cluster folders and node logs).
+//! `BM_BENCH_ONE_NODE=0` skips the 1-node comparison; `BM_BENCH_UPLOADS=0`
+//! the uploads, `BM_BENCH_LOGS=0` the log ingestion and tails;
+//! `BM_BENCH_KEEP=1` keeps the cluster folders and node logs).
 //!
 //! The bench is the factory and the agents itself: no sandbox, no job
 //! script. It creates a target and a factory, submits a job per agent,
@@ -42,6 +43,11 @@
 mod common;
 /// What the benches share (the node cluster, knobs, quantiles).
 mod support;
+
+/// mimalloc: with the system allocator, malloc and free were a quarter of a
+/// node's CPU on the commit path (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -944,8 +950,19 @@ async fn run(n: u64, mib: usize, secs: u64, samples: usize, data: &[u8]) -> anyh
     let (leader, followers) = b.roles().await?;
     println!("leader is node {leader}; uploads go to the leader, both transports");
     let goal = n == 3;
-    let (quic, quic_down) = upload_phase(&mut b, Via::Quic(leader), data, mib, leader, goal).await?;
-    let (http, http_down) = upload_phase(&mut b, Via::Http(leader), data, mib, leader, false).await?;
+    let (quic, quic_down, http, http_down) = if env_num("BM_BENCH_UPLOADS", 1) != 0 {
+        let (quic, quic_down) = upload_phase(&mut b, Via::Quic(leader), data, mib, leader, goal).await?;
+        let (http, http_down) = upload_phase(&mut b, Via::Http(leader), data, mib, leader, false).await?;
+        (quic, quic_down, http, http_down)
+    } else {
+        println!("uploads skipped (BM_BENCH_UPLOADS=0)");
+        Default::default()
+    };
+    if env_num("BM_BENCH_LOGS", 1) == 0 {
+        println!("log ingestion and tails skipped (BM_BENCH_LOGS=0)");
+        b.finish();
+        return Ok(Figures { quic, quic_down, http, http_down, ingested: Vec::new(), tails: Vec::new() });
+    }
     // The headline ingestion first, then the idle tails, then the
     // comparisons (a follower left behind by one of those must not spoil
     // the headline figures).

@@ -6,6 +6,11 @@
 //! The agent put in each sandbox is the `bm` binary built next to this
 //! bench, so build it first: `cargo build --release -p bm`.
 
+/// mimalloc: with the system allocator, malloc and free were a quarter of a
+/// node's CPU on the commit path (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::{Duration, Instant};
 
 use anyhow::Context;

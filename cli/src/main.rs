@@ -5,6 +5,11 @@
 //! command talks to the cluster only through `bm_api::Client`; exit codes
 //! are documented in [`exit`] and `docs/cli.md`.
 
+/// mimalloc: with the system allocator, malloc and free were a quarter of a
+/// node's CPU on the commit path (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod cluster;
 mod config;

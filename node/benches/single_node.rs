@@ -20,6 +20,11 @@ use std::time::{Duration, Instant};
 use bm_api::jobs::JobSubmit;
 use bm_api::targets::TargetCreate;
 
+/// mimalloc: with the system allocator, malloc and free were a quarter of a
+/// node's CPU on the commit path (docs/benchmarks.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn job(i: usize) -> JobSubmit {
     JobSubmit::script(&format!("bench-{i}"), "default", "true")
 }

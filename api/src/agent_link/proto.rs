@@ -29,8 +29,13 @@ pub struct AgentRequest {
 }
 
 /// The calls of the agent API, the same as its HTTP paths under `/v1/agent`.
+///
+/// Adjacently tagged (`{"call": "events", "args": {…}}`): an internally
+/// tagged enum makes serde buffer the whole call as a generic tree before
+/// reading it, which for a batch of log lines cost more than the rest of
+/// the frame's decoding (seen in a profile of 16 agents logging).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "call", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "call", content = "args", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentCall {
     /// Round-trip probe used to pick the nearest node; answers the node's id.
     Hello,
@@ -112,7 +117,7 @@ impl AgentCall {
 
 /// A successful answer, one variant per kind of call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "answer", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "answer", content = "value", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AgentAnswer {
     /// To `Hello`: who answered.
     Hello {
@@ -143,12 +148,25 @@ mod tests {
 
     #[test]
     fn requests_and_replies_round_trip() {
-        let req = AgentRequest {
-            token: Some("t".into()),
-            call: AgentCall::Output { job: "j".into(), epoch: 3, path: "/work/a".into(), size: 10 },
+        let upload = crate::agent::EventsUpload {
+            epoch: 3,
+            first: Some(7),
+            events: vec![crate::agent::AgentEvent {
+                stream: "stdout".into(),
+                task: Some(1),
+                time: chrono::DateTime::from_timestamp(1_700_000_000, 5).unwrap(),
+                payload: "a line".into(),
+            }],
         };
-        let text = serde_json::to_vec(&req).unwrap();
-        assert_eq!(serde_json::from_slice::<AgentRequest>(&text).unwrap(), req);
+        for call in [
+            AgentCall::Hello,
+            AgentCall::Output { job: "j".into(), epoch: 3, path: "/work/a".into(), size: 10 },
+            AgentCall::Events { job: "j".into(), upload },
+        ] {
+            let req = AgentRequest { token: Some("t".into()), call };
+            let text = serde_json::to_vec(&req).unwrap();
+            assert_eq!(serde_json::from_slice::<AgentRequest>(&text).unwrap(), req);
+        }
         let reply: AgentReply = Err(ApiError::new(crate::ErrorCode::StaleEpoch, "old"));
         let text = serde_json::to_vec(&reply).unwrap();
         assert_eq!(serde_json::from_slice::<AgentReply>(&text).unwrap(), reply);
@@ -156,7 +174,7 @@ mod tests {
 
     #[test]
     fn unknown_calls_are_refused_by_name() {
-        let e = serde_json::from_slice::<AgentRequest>(br#"{"call":{"call":"format_disk"}}"#).unwrap_err();
+        let e = serde_json::from_slice::<AgentRequest>(br#"{"call":{"call":"format_disk","args":{}}}"#).unwrap_err();
         assert!(e.to_string().contains("format_disk"), "{e}");
     }
 }

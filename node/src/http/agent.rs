@@ -20,7 +20,7 @@ use warp::Reply as _;
 use super::users::unexpected;
 use super::{reply, Ctx};
 use crate::auth::{hash_token, Caller};
-use crate::sm::{Command, EventIn, Fence, Reply, State};
+use crate::sm::{Command, EventIn, EventLog, Fence, Reply, State};
 
 /// Longest instruction long-poll.
 const MAX_WAIT: u64 = 60;
@@ -169,11 +169,13 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
 /// [`events`] with its request parsed (shared with the agent link); answers
 /// the sequence number the next event will get.
 pub async fn events_with(ctx: &Ctx, job: String, up: EventsUpload) -> Result<u64, ApiError> {
-    let events = up
-        .events
-        .into_iter()
-        .map(|e| EventIn { stream: e.stream, task: e.task, time: e.time, payload: e.payload })
-        .collect();
+    let events = EventLog::from_events(up.events.into_iter().map(|e| EventIn {
+        stream: e.stream,
+        task: e.task,
+        time: e.time,
+        payload: e.payload,
+    }))
+    .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("events of job {job}: {e}")))?;
     let first = up.first;
     let max_log_bytes = Some(ctx.node.config().limits.max_log_bytes);
     match fenced(ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events, max_log_bytes }).await? {

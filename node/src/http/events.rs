@@ -14,15 +14,13 @@ use super::jobs::visible;
 use super::{reply, Ctx};
 
 /// Most events one page carries.
-const PAGE: usize = 10_000;
+const PAGE: u64 = 10_000;
 /// Longest long-poll.
 const MAX_WAIT: u64 = 60;
 
 fn page_of(s: &crate::sm::State, ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
     let rec = visible(s, ctx, job)?;
-    let from = (minseq as usize).min(rec.events.len());
-    let to = (from + PAGE).min(rec.events.len());
-    Ok(EventsPage { events: rec.events[from..to].to_vec(), job_state: rec.job.state })
+    Ok(EventsPage { events: rec.events.page(minseq, minseq.saturating_add(PAGE)), job_state: rec.job.state })
 }
 
 fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {

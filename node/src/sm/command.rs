@@ -5,13 +5,15 @@
 
 use bm_api::client::Control;
 use bm_api::factories::{Factory, WorkerLease};
-use bm_api::jobs::{Job, JobEvent, JobOutput, JobSubmit, StorePut, StoreValue};
+use bm_api::jobs::{Job, JobOutput, JobSubmit, StorePut, StoreValue};
 use bm_api::targets::{Target, TargetCreate};
 use bm_api::users::User;
 use bm_api::workers::Worker;
 use bm_api::{ApiError, ErrorCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::eventlog::EventLog;
 
 /// Time as chosen by the proposer.
 pub type Time = DateTime<Utc>;
@@ -82,7 +84,7 @@ pub enum Command {
     /// Agent: the job started.
     JobStart { job: String, fence: Fence, time: Time },
     /// Agent: log lines and control messages.
-    JobEvents { job: String, fence: Fence, first: Option<u64>, events: Vec<EventIn>, max_log_bytes: Option<u64> },
+    JobEvents { job: String, fence: Fence, first: Option<u64>, events: EventLog, max_log_bytes: Option<u64> },
     /// Agent: an output was stored.
     JobOutput { job: String, fence: Fence, output: JobOutput },
     /// Agent: the job finished.
@@ -153,9 +155,4 @@ pub fn reject<T>(code: ErrorCode, message: impl Into<String>) -> Result<T, Rejec
 /// A "no such thing" refusal naming the thing.
 pub fn not_found<T>(what: &str, name: &str) -> Result<T, Rejection> {
     reject(ErrorCode::NotFound, format!("no {what} {name:?}"))
-}
-
-/// Every event that a job records.
-pub(crate) fn event(seq: u64, stream: &str, time: Time, payload: impl Into<String>) -> JobEvent {
-    JobEvent { seq, stream: stream.to_string(), task: None, time, payload: payload.into() }
 }

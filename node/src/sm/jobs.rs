@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use bm_api::jobs::{Depend, Job, JobEvent, JobOutput, JobState, JobSubmit, StorePut, StoreValue};
+use bm_api::jobs::{Depend, Job, JobOutput, JobState, JobSubmit, StorePut, StoreValue};
 use bm_api::output_rule::OutputRule;
 use bm_api::{ErrorCode, ADMIN};
 use serde::{Deserialize, Serialize};
 
-use super::command::{event, not_found, reject, EventIn, Fence, Rejection};
+use super::command::{not_found, reject, Fence, Rejection};
+use super::eventlog::EventLog;
+use super::joblog::JobLog;
 use super::{valid_name, Outcome, Reply, State, Time};
 
 /// Longest job a user may ask for: a week.
@@ -44,7 +46,7 @@ pub struct JobRecord {
     /// As the API shows it.
     pub job: Job,
     /// Control messages and log lines, `seq` = index.
-    pub events: Vec<JobEvent>,
+    pub events: JobLog,
     /// Files it left behind.
     pub outputs: Vec<JobOutput>,
     /// Its key/value store.
@@ -65,12 +67,14 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    pub(super) fn push_event(&mut self, stream: &str, time: Time, payload: impl Into<String>) {
-        let seq = self.events.len() as u64;
-        self.events.push(event(seq, stream, time, payload));
+    pub(super) fn push_event(&mut self, stream: &str, time: Time, payload: impl AsRef<str>) {
+        // This fails only when the log already names 65,535 streams and this
+        // one is new: the message is then left out (the job's log says
+        // enough already).
+        let _ = self.events.push(stream, None, time, payload.as_ref());
     }
 
-    pub(super) fn set_state(&mut self, state: JobState, time: Time, why: impl Into<String>) {
+    pub(super) fn set_state(&mut self, state: JobState, time: Time, why: impl AsRef<str>) {
         self.job.state = state;
         let key = match state {
             JobState::Queued => "ready",
@@ -200,7 +204,7 @@ impl State {
                 times: BTreeMap::from([("submit".to_string(), time)]),
                 publish: submit.publish,
             },
-            events: Vec::new(),
+            events: JobLog::default(),
             outputs: Vec::new(),
             store,
             agent_events: 0,
@@ -420,7 +424,7 @@ impl State {
         job: &str,
         fence: &Fence,
         first: Option<u64>,
-        events: Vec<EventIn>,
+        events: EventLog,
         max_log_bytes: Option<u64>,
     ) -> Outcome {
         self.fenced(job, fence)?;
@@ -433,28 +437,42 @@ impl State {
                     format!("events of job {job} start at {f} but {} came before: a gap", rec.agent_events),
                 )
             }
-            Some(f) => (rec.agent_events - f) as usize,
+            Some(f) => rec.agent_events - f,
         };
-        rec.agent_events += events.len().saturating_sub(skip) as u64;
-        for e in events.into_iter().skip(skip) {
-            if let Some(max) = max_log_bytes {
-                if rec.log_truncated {
-                    continue;
-                }
-                if rec.log_bytes + e.payload.len() as u64 > max {
-                    rec.log_truncated = true;
-                    let msg = format!(
-                        "log truncated: the job's log reached its limit of {max} bytes; later output is dropped"
-                    );
-                    rec.push_event("control", e.time, msg);
-                    continue;
+        let n = events.len();
+        rec.agent_events += n.saturating_sub(skip);
+        // Events skip..keep are kept; with a size limit, the first that
+        // would pass it ends the log (a note says so) and drops the rest.
+        let mut keep = n;
+        let mut bytes = 0;
+        if let Some(max) = max_log_bytes {
+            if rec.log_truncated {
+                keep = skip;
+            } else {
+                for i in skip..n {
+                    let len = events.payload_len(i);
+                    if rec.log_bytes + bytes + len > max {
+                        keep = i;
+                        break;
+                    }
+                    bytes += len;
                 }
             }
-            rec.log_bytes += e.payload.len() as u64;
-            let seq = rec.events.len() as u64;
-            rec.events.push(JobEvent { seq, stream: e.stream, task: e.task, time: e.time, payload: e.payload });
+        } else {
+            bytes = (skip..n).map(|i| events.payload_len(i)).sum();
         }
-        Ok(Reply::Appended(rec.events.len() as u64))
+        let first_dropped = (keep < n).then(|| events.get(keep)).flatten();
+        rec.events.append_range(events, skip, keep);
+        rec.log_bytes += bytes;
+        if !rec.log_truncated {
+            if let (Some(max), Some(first_dropped)) = (max_log_bytes, first_dropped) {
+                rec.log_truncated = true;
+                let msg =
+                    format!("log truncated: the job's log reached its limit of {max} bytes; later output is dropped");
+                rec.push_event("control", first_dropped.time, msg);
+            }
+        }
+        Ok(Reply::Appended(rec.events.len()))
     }
 
     pub(super) fn job_output(&mut self, job: &str, fence: &Fence, output: JobOutput) -> Outcome {

@@ -6,7 +6,9 @@
 
 pub mod command;
 mod control;
+pub mod eventlog;
 mod factories;
+pub mod joblog;
 mod jobs;
 mod names;
 pub mod publish;
@@ -22,6 +24,8 @@ use bm_raft::{codec, Machine, MachineError};
 use serde::{Deserialize, Serialize};
 
 pub use command::{Command, EventIn, Fence, Outcome, Rejection, Reply, Time};
+pub use eventlog::{EventLog, PackError};
+pub use joblog::JobLog;
 pub use jobs::JobRecord;
 pub use names::valid_name;
 pub use users::UserRecord;

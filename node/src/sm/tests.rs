@@ -22,7 +22,7 @@ use bm_raft::{codec, Machine};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use super::{Command, EventIn, Fence, Outcome, Principal, Rejection, Replicated, Reply, State, Time};
+use super::{Command, EventIn, EventLog, Fence, Outcome, Principal, Rejection, Replicated, Reply, State, Time};
 
 // ---------------------------------------------------------------------------
 // Helpers: a fixed world, command builders, and the two ways to apply.
@@ -191,10 +191,13 @@ fn start_cmd(job: &str, fence: Fence) -> Command {
 }
 
 fn events_cmd(job: &str, fence: Fence, lines: &[&str]) -> Command {
-    let events = lines
-        .iter()
-        .map(|l| EventIn { stream: "stdout".into(), task: Some(0), time: t(7), payload: l.to_string() })
-        .collect();
+    let events = EventLog::from_events(lines.iter().map(|l| EventIn {
+        stream: "stdout".into(),
+        task: Some(0),
+        time: t(7),
+        payload: l.to_string(),
+    }))
+    .expect("times in range");
     Command::JobEvents { job: job.into(), fence, first: None, events, max_log_bytes: None }
 }
 
@@ -1161,14 +1164,14 @@ fn job_events_are_numbered_by_their_index_without_gaps() {
     let Reply::Appended(next) = ok(&mut s, events_cmd("J1", f.clone(), &["a", "b", "c"])) else {
         panic!("not appended")
     };
-    assert_eq!(next, s.jobs["J1"].events.len() as u64);
+    assert_eq!(next, s.jobs["J1"].events.len());
     ok(&mut s, events_cmd("J1", f.clone(), &[]));
     ok(&mut s, finish_cmd("J1", f, None));
     let events = &s.jobs["J1"].events;
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.seq, i as u64, "{events:?}");
     }
-    let streams: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
+    let streams: Vec<String> = events.iter().map(|e| e.stream).collect();
     assert_eq!(streams, ["control", "control", "control", "stdout", "stdout", "stdout", "control"]);
 }
 
@@ -1190,8 +1193,7 @@ fn a_numbered_event_upload_sent_again_adds_nothing_twice() {
     let before = s.jobs["J1"].events.len();
     assert_refused(&mut s, numbered("J1", f.clone(), 9, &["z"]), ErrorCode::Conflict);
     assert_eq!(s.jobs["J1"].events.len(), before);
-    let lines: Vec<&str> =
-        s.jobs["J1"].events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.as_str()).collect();
+    let lines: Vec<String> = s.jobs["J1"].events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload).collect();
     assert_eq!(lines, ["a", "b", "c"]);
 }
 
@@ -1209,7 +1211,7 @@ fn a_log_over_its_limit_is_cut_with_a_note_and_numbering_goes_on() {
     // A retry of the cut upload adds nothing either.
     ok(&mut s, limited(2, &["abc", "d"]));
     let rec = &s.jobs["J1"];
-    let lines: Vec<&str> = rec.events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.as_str()).collect();
+    let lines: Vec<String> = rec.events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload).collect();
     assert_eq!(lines, ["12345", "6789"]);
     let notes = rec.events.iter().filter(|e| e.payload.starts_with("log truncated")).count();
     assert_eq!(notes, 1, "{:?}", rec.events);
@@ -2058,9 +2060,13 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
         }
         Op::Events { job, fence, n } => {
             let job = agent_job(job);
-            let events = (0..n)
-                .map(|i| EventIn { stream: "stdout".into(), task: Some(0), time, payload: format!("line {step}.{i}") })
-                .collect();
+            let events = EventLog::from_events((0..n).map(|i| EventIn {
+                stream: "stdout".into(),
+                task: Some(0),
+                time,
+                payload: format!("line {step}.{i}"),
+            }))
+            .expect("times in range");
             Command::JobEvents { fence: fence_for(m, &job, fence), job, first: None, events, max_log_bytes: None }
         }
         Op::Output { job, fence } => {
