@@ -5,6 +5,7 @@
 //! file size and transport, default 256; `BM_BENCH_SECS`, seconds of log
 //! ingestion measured after a 2 s warm-up, default 10; `BM_BENCH_SAMPLES`,
 //! live-tail samples per idle configuration, default 200;
+//! `BM_BENCH_BATCH`, lines per log batch, default 200;
 //! `BM_BENCH_ONE_NODE=0` skips the 1-node comparison; `BM_BENCH_UPLOADS=0`
 //! the uploads, `BM_BENCH_LOGS=0` the log ingestion and tails;
 //! `BM_BENCH_KEEP=1` keeps the cluster folders and node logs).
@@ -78,8 +79,14 @@ const SIZES_MIB: [usize; 3] = [1, 16, 64];
 const MIN_UPLOADS: usize = 5;
 /// Concurrent agents sending logs (the issue's figure).
 const LOG_AGENTS: usize = 16;
-/// Lines per events batch (the issue's example; the real agent sends up to 500).
+/// Lines per events batch by default (`BM_BENCH_BATCH` changes it; the
+/// real agent sends what is queued, up to 500, so a busy job sends 500).
 const BATCH_LINES: usize = 200;
+
+/// Lines per events batch in this run.
+fn batch_lines() -> usize {
+    env_num("BM_BENCH_BATCH", BATCH_LINES as u64).max(1) as usize
+}
 /// Payload bytes per log line (the issue's example).
 const LINE_BYTES: usize = 100;
 /// Ingestion runs this long before it is measured, so connection set-up
@@ -624,7 +631,7 @@ struct Ingest {
 impl Ingest {
     /// Line payload MB/s over the window.
     fn mbs(&self) -> f64 {
-        (self.batches * BATCH_LINES * LINE_BYTES) as f64 / MB / self.secs
+        (self.batches * batch_lines() * LINE_BYTES) as f64 / MB / self.secs
     }
 }
 
@@ -636,7 +643,7 @@ async fn ingest(agents: Vec<Agent>, secs: u64, phase: Arc<AtomicU8>) -> anyhow::
     for (c, mut agent) in agents.into_iter().enumerate() {
         let phase = phase.clone();
         tasks.push(tokio::spawn(async move {
-            let mut template: Vec<AgentEvent> = (0..BATCH_LINES)
+            let mut template: Vec<AgentEvent> = (0..batch_lines())
                 .map(|j| {
                     let mut s = format!("agent {c:02} line {j:03} compiling crate bm-{j} ");
                     while s.len() < LINE_BYTES {
@@ -857,10 +864,11 @@ async fn ingest_phase(b: &mut Bench, secs: u64, spread: Spread, goal: bool) -> a
         .collect();
     println!();
     println!(
-        "log ingestion, {}: {LOG_AGENTS} agents ({}; leader is node {leader}), batches of {BATCH_LINES} lines x \
+        "log ingestion, {}: {LOG_AGENTS} agents ({}; leader is node {leader}), batches of {} lines x \
          {LINE_BYTES} bytes, one batch in flight per agent, {:.1} s measured after {} s warm-up, load average {}:",
         spread.label(),
         placed.join(", "),
+        batch_lines(),
         ingested.secs,
         WARM_UP.as_secs(),
         loadavg()
@@ -874,7 +882,7 @@ async fn ingest_phase(b: &mut Bench, secs: u64, spread: Spread, goal: bool) -> a
         "  {:.1} MB/s of line payload ({:.0} lines/s, {:.0} batches/s), batch p50 {:.1} ms, p99 {:.1} ms, \
          max {:.1} ms, {} errors{target}",
         ingested.mbs(),
-        (ingested.batches * BATCH_LINES) as f64 / ingested.secs,
+        (ingested.batches * batch_lines()) as f64 / ingested.secs,
         ingested.batches as f64 / ingested.secs,
         ms(pct(&ingested.lat, 0.5)),
         ms(pct(&ingested.lat, 0.99)),
@@ -1059,8 +1067,9 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("agents, factory and readers are in the bench process, on the same cores; MB = 10^6 bytes");
     println!(
-        "reproduce: BM_BENCH_MIB={mib} BM_BENCH_SECS={secs} BM_BENCH_SAMPLES={samples} BM_BENCH_ONE_NODE={} \
-         cargo bench -p bm --bench data_plane",
+        "reproduce: BM_BENCH_MIB={mib} BM_BENCH_SECS={secs} BM_BENCH_SAMPLES={samples} BM_BENCH_BATCH={} \
+         BM_BENCH_ONE_NODE={} cargo bench -p bm --bench data_plane",
+        batch_lines(),
         u8::from(one_node)
     );
     println!("machine: {}", machine());
