@@ -12,7 +12,11 @@ pub struct MachineError(pub String);
 /// command by the proposer. Rejecting a command (a duplicate name, a stale
 /// epoch) is a normal *response*, encoded in the returned bytes; an `Err` means
 /// the bytes could not be understood at all and is fatal.
-pub trait Machine: Default + Send + Sync + 'static {
+///
+/// `clone` should be cheap (share what is large, copy on write): a
+/// snapshot clones the state while holding the state's lock and encodes the
+/// clone after letting go of it, so applying goes on meanwhile.
+pub trait Machine: Default + Clone + Send + Sync + 'static {
     /// Applies one committed command at log `index` and returns the encoded response.
     fn apply(&mut self, index: u64, command: &[u8]) -> Result<Vec<u8>, MachineError>;
     /// Encodes the whole state for a snapshot.

@@ -5,7 +5,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 
 /// The suite never applies normal entries, so an empty machine will do.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Nothing;
 
 impl Machine for Nothing {

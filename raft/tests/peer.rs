@@ -73,7 +73,7 @@ async fn wait_for_log(needles: &[&str]) {
 // ---------------------------------------------------------------------------
 // A tiny replicated machine: a list of numbers.
 
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct Numbers {
     values: Vec<u64>,
 }

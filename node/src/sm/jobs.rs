@@ -2,6 +2,7 @@
 //! epoch, progress reported by the agent, and the end of a job.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use bm_api::jobs::{Depend, Job, JobOutput, JobState, JobSubmit, StorePut, StoreValue};
 use bm_api::output_rule::OutputRule;
@@ -218,7 +219,7 @@ impl State {
             rec.set_state(JobState::Waiting, time, "job submitted; waiting for its dependencies");
             self.waiting.insert(id.clone());
         }
-        self.jobs.insert(id.clone(), rec);
+        self.jobs.insert(id.clone(), Arc::new(rec));
         self.reindex_job(&id);
         self.settle_waiting(time);
         Ok(Reply::Job(Box::new(self.jobs[&id].job.clone())))
@@ -266,7 +267,7 @@ impl State {
             }
             for (id, v) in decided {
                 self.waiting.remove(&id);
-                let rec = self.jobs.get_mut(&id).expect("listed above");
+                let rec = self.jobs.get_mut(&id).map(Arc::make_mut).expect("listed above");
                 match v {
                     Ok(()) => rec.set_state(JobState::Queued, time, "dependencies satisfied; queued for a worker"),
                     Err(why) => {
@@ -282,7 +283,7 @@ impl State {
     /// Ends a job that has not ended yet, releasing its worker and
     /// settling jobs that wait on it.
     pub(super) fn end_job(&mut self, job: &str, state: JobState, failure: Option<String>, time: Time, why: String) {
-        let Some(rec) = self.jobs.get_mut(job) else { return };
+        let Some(rec) = self.jobs.get_mut(job).map(Arc::make_mut) else { return };
         if rec.job.state.is_terminal() {
             return;
         }
@@ -292,7 +293,7 @@ impl State {
         if state == JobState::Completed {
             self.publish_outputs(job, time);
         }
-        let rec = self.jobs.get_mut(job).expect("present");
+        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("present");
         if let Some(w) = rec.job.worker.clone() {
             self.release_worker(&w, time);
         }
@@ -308,7 +309,7 @@ impl State {
     /// and has retries left (a new assignment gets a new epoch, so the lost
     /// worker can no longer act for it), failed with `reason` otherwise.
     pub(super) fn job_lost_its_worker(&mut self, job: &str, reason: &str, time: Time) {
-        let Some(rec) = self.jobs.get_mut(job) else { return };
+        let Some(rec) = self.jobs.get_mut(job).map(Arc::make_mut) else { return };
         let active = matches!(rec.job.state, JobState::Assigned | JobState::Running);
         if !active || rec.job.retry_on_worker_loss == 0 {
             return self.end_job_if_running(job, reason, time);
@@ -396,7 +397,7 @@ impl State {
         if put.value.len() > MAX_STORE_VALUE {
             return reject(ErrorCode::BadRequest, format!("store value {name:?} is over {MAX_STORE_VALUE} bytes"));
         }
-        let rec = self.jobs.get_mut(job).expect("checked above");
+        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("checked above");
         // Once secret, always secret: a later plain write must not reveal it.
         let secret = put.secret || rec.store.get(&name).is_some_and(|s| s.secret);
         let r = StoreRecord { value: put.value, secret, time };
@@ -414,7 +415,7 @@ impl State {
         if state != JobState::Assigned {
             return reject(ErrorCode::Conflict, format!("job {job} is {}, not assigned", state.as_str()));
         }
-        let rec = self.jobs.get_mut(job).expect("fenced");
+        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("fenced");
         rec.set_state(JobState::Running, time, "job started");
         Ok(Reply::Job(Box::new(rec.job.clone())))
     }
@@ -428,7 +429,7 @@ impl State {
         max_log_bytes: Option<u64>,
     ) -> Outcome {
         self.fenced(job, fence)?;
-        let rec = self.jobs.get_mut(job).expect("fenced");
+        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("fenced");
         let skip = match first {
             None => 0,
             Some(f) if f > rec.agent_events => {
@@ -480,7 +481,7 @@ impl State {
         if !output.path.starts_with('/') || output.path.contains('\0') || output.path.split('/').any(|c| c == "..") {
             return reject(ErrorCode::BadRequest, format!("invalid output path {:?}", output.path));
         }
-        let rec = self.jobs.get_mut(job).expect("fenced");
+        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("fenced");
         if let Some(o) = rec.outputs.iter().find(|o| o.path == output.path) {
             if o.sha256 == output.sha256 && o.size == output.size {
                 // The same upload again (its first outcome was unknown).
@@ -503,7 +504,7 @@ impl State {
     }
 
     pub(super) fn purge_job(&mut self, job: &str, time: Time) -> Outcome {
-        let Some(rec) = self.jobs.get_mut(job) else { return not_found("job", job) };
+        let Some(rec) = self.jobs.get_mut(job).map(Arc::make_mut) else { return not_found("job", job) };
         if !rec.job.state.is_terminal() {
             return reject(ErrorCode::Conflict, format!("job {job} is {}, not finished", rec.job.state.as_str()));
         }

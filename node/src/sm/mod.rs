@@ -19,6 +19,7 @@ mod users;
 mod workers;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bm_raft::{codec, Machine, MachineError};
 use serde::{Deserialize, Serialize};
@@ -53,8 +54,11 @@ pub struct State {
     pub factories: BTreeMap<String, factories::FactoryRecord>,
     /// Workers by id (ULIDs, so in creation order).
     pub workers: BTreeMap<String, WorkerRecord>,
-    /// Jobs by id (ULIDs, so in submission order).
-    pub jobs: BTreeMap<String, JobRecord>,
+    /// Jobs by id (ULIDs, so in submission order). Each behind an `Arc`,
+    /// so that copying the state for a snapshot copies pointers, not every
+    /// job's log: a change to a job still shared with a snapshot being
+    /// encoded copies that one job first (`Arc::make_mut`).
+    pub jobs: BTreeMap<String, Arc<JobRecord>>,
     /// Token hash to principal.
     pub tokens: BTreeMap<String, Principal>,
     /// Jobs in the `waiting` state: an index, so that settling dependencies
@@ -133,7 +137,7 @@ impl State {
 /// The [`Machine`] Raft drives. One Raft entry carries a batch of commands
 /// (the proposer packs concurrent requests together, see `proposer.rs`);
 /// they are applied in order and answered with one outcome each.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Replicated(pub State);
 
 /// What one Raft entry carries.

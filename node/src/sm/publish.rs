@@ -4,6 +4,8 @@
 //! from the job's `github.repository` and `github.sha` tags). A name once
 //! taken for a commit keeps its first file.
 
+use std::sync::Arc;
+
 use bm_api::jobs::PublishedFile;
 
 use super::{State, Time};
@@ -21,7 +23,7 @@ impl State {
         else {
             if !rec.job.publish.is_empty() {
                 let msg = "publish: skipped; the job has no github.repository and github.sha tags";
-                self.jobs.get_mut(job).expect("present").push_event("control", time, msg);
+                self.jobs.get_mut(job).map(Arc::make_mut).expect("present").push_event("control", time, msg);
             }
             return;
         };
@@ -44,7 +46,7 @@ impl State {
                 }
             }
         }
-        let rec = self.jobs.get_mut(job).expect("present");
+        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("present");
         for n in notes {
             rec.push_event("control", time, n);
         }
