@@ -150,15 +150,10 @@ impl<M: Machine> RaftSnapshotBuilder<TypeConfig> for SmStore<M> {
             (meta, machine)
         };
         let copied = started.elapsed();
-        // Encoding takes a while on a large state: off the async workers,
-        // which go on serving requests meanwhile.
-        let encode_error = |e: &dyn std::error::Error| {
-            StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, openraft::AnyError::error(e))
-        };
-        let data = tokio::task::spawn_blocking(move || machine.snapshot())
-            .await
-            .map_err(|e| encode_error(&e))?
-            .map_err(|e| encode_error(&e))?;
+        let data = machine.snapshot().map_err(|e| {
+            StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, openraft::AnyError::new(&e))
+        })?;
+        drop(machine);
         let encoded = started.elapsed();
         self.save_snapshot(&meta, &data)?;
         tracing::info!(
