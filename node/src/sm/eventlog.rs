@@ -201,11 +201,6 @@ impl EventLog {
         (i < self.len()).then(|| self.event(i as usize))
     }
 
-    /// The last event.
-    pub fn last(&self) -> Option<JobEvent> {
-        self.len().checked_sub(1).and_then(|i| self.get(i))
-    }
-
     /// Events `from..to` (clamped to the log).
     pub fn page(&self, from: u64, to: u64) -> Vec<JobEvent> {
         let to = to.min(self.len());
@@ -215,11 +210,6 @@ impl EventLog {
     /// Every event, in order.
     pub fn iter(&self) -> impl Iterator<Item = JobEvent> + '_ {
         (0..self.len() as usize).map(|i| self.event(i))
-    }
-
-    /// Forgets every event (retention purge).
-    pub fn clear(&mut self) {
-        *self = EventLog::default();
     }
 
     fn record(&self, i: usize) -> Record {
@@ -290,7 +280,7 @@ mod tests {
                 (i as u64, stream, task, t(ms), payload)
             );
         }
-        assert_eq!(log.last().unwrap().payload, "world");
+        assert_eq!(log.get(2).unwrap().payload, "world");
         assert_eq!(log.page(1, 99).len(), 2);
         assert!(log.page(5, 9).is_empty());
         assert_eq!(log.payload_len(0), "héllo".len() as u64);

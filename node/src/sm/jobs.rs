@@ -446,21 +446,17 @@ impl State {
         // would pass it ends the log (a note says so) and drops the rest.
         let mut keep = n;
         let mut bytes = 0;
-        if let Some(max) = max_log_bytes {
-            if rec.log_truncated {
-                keep = skip;
-            } else {
-                for i in skip..n {
-                    let len = events.payload_len(i);
-                    if rec.log_bytes + bytes + len > max {
-                        keep = i;
-                        break;
-                    }
-                    bytes += len;
-                }
-            }
+        if max_log_bytes.is_some() && rec.log_truncated {
+            keep = skip;
         } else {
-            bytes = (skip..n).map(|i| events.payload_len(i)).sum();
+            for i in skip..n {
+                let len = events.payload_len(i);
+                if max_log_bytes.is_some_and(|max| rec.log_bytes + bytes + len > max) {
+                    keep = i;
+                    break;
+                }
+                bytes += len;
+            }
         }
         let first_dropped = (keep < n).then(|| events.get(keep)).flatten();
         rec.events.append_range(events, skip, keep);
