@@ -35,6 +35,34 @@ struct Inner<M> {
     snapshots_built: u64,
 }
 
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Marks that this thread holds the state lock, so that taking it again on
+/// the same thread (which deadlocks as soon as a writer is queued between
+/// the two) panics with a message instead. Costs a thread-local increment.
+struct LockDepth;
+
+impl LockDepth {
+    fn enter(what: &str) -> Self {
+        DEPTH.with(|d| {
+            assert!(
+                d.get() == 0,
+                "state {what} while this thread already holds the state lock: a nested lock deadlocks the node"
+            );
+            d.set(1);
+        });
+        LockDepth
+    }
+}
+
+impl Drop for LockDepth {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(0));
+    }
+}
+
 /// State-machine storage: the in-memory [`Machine`] plus fjall-kept snapshots.
 pub struct SmStore<M: Machine> {
     inner: Arc<RwLock<Inner<M>>>,
@@ -81,8 +109,19 @@ impl<M: Machine> SmStore<M> {
     }
 
     /// Runs `f` on the current state (a local, possibly stale, read).
+    ///
+    /// `f` must not read the state again: the lock is not reentrant, and a
+    /// second read waits behind any writer queued after the first, which
+    /// waits for the first read: the node stops. Such a nested read panics
+    /// at once (see [`LockDepth`]) instead of deadlocking only under load.
     pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
+        let _held = LockDepth::enter("read");
         f(&self.inner.read().expect("state lock poisoned").machine)
+    }
+
+    fn write(&self) -> (LockDepth, std::sync::RwLockWriteGuard<'_, Inner<M>>) {
+        let held = LockDepth::enter("write");
+        (held, self.inner.write().expect("state lock poisoned"))
     }
 
     /// Index of the last applied entry.
@@ -135,7 +174,7 @@ impl<M: Machine> RaftSnapshotBuilder<TypeConfig> for SmStore<M> {
         // could be applied on this node.
         let started = std::time::Instant::now();
         let (meta, machine) = {
-            let mut inner = self.inner.write().expect("state lock poisoned");
+            let (_held, mut inner) = self.write();
             let machine = inner.machine.clone();
             inner.snapshots_built += 1;
             let id = match inner.last_applied {
@@ -174,6 +213,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StorageError<NodeId>> {
+        let _held = LockDepth::enter("read");
         let inner = self.inner.read().expect("state lock poisoned");
         Ok((inner.last_applied, inner.membership.clone()))
     }
@@ -186,7 +226,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
         let mut out = Vec::new();
         let mut last = None;
         {
-            let mut inner = self.inner.write().expect("state lock poisoned");
+            let (_held, mut inner) = self.write();
             for e in entries {
                 inner.last_applied = Some(e.log_id);
                 last = Some(e.log_id.index);
@@ -230,7 +270,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
         let machine = restore::<M>(meta, &data)?;
         self.save_snapshot(meta, &data)?;
         {
-            let mut inner = self.inner.write().expect("state lock poisoned");
+            let (_held, mut inner) = self.write();
             inner.machine = machine;
             inner.last_applied = meta.last_log_id;
             inner.membership = meta.last_membership.clone();
@@ -241,5 +281,54 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         Ok(read_snapshot(&self.snaps)?.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::MachineError;
+
+    #[derive(Clone, Default)]
+    struct Empty;
+
+    impl Machine for Empty {
+        fn apply(&mut self, _index: u64, _command: &[u8]) -> Result<Vec<u8>, MachineError> {
+            Ok(Vec::new())
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, MachineError> {
+            Ok(Vec::new())
+        }
+        fn restore(_bytes: &[u8]) -> Result<Self, MachineError> {
+            Ok(Empty)
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, SmStore<Empty>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder(dir.path()).open().unwrap();
+        let sm = SmStore::open(&db).unwrap();
+        (dir, sm)
+    }
+
+    #[test]
+    fn a_nested_read_panics_at_once_instead_of_deadlocking_under_load() {
+        let (_dir, sm) = store();
+        let nested = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sm.read(|_| sm.read(|_| ()))));
+        let msg = nested.expect_err("a nested read must panic");
+        let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("already holds the state lock"), "{msg}");
+        // The thread is free again: the panic did not leave the mark behind.
+        sm.read(|_| ());
+        sm.read(|_| ());
+    }
+
+    #[tokio::test]
+    async fn reads_and_writes_one_after_the_other_on_a_thread_are_fine() {
+        let (_dir, mut sm) = store();
+        sm.read(|_| ());
+        sm.applied_state().await.unwrap();
+        sm.build_snapshot().await.unwrap();
+        sm.read(|_| ());
     }
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use warp::reply::Response;
 use warp::Reply as _;
 
-use super::jobs::visible;
+use super::jobs::{me, visible};
 use super::{reply, Ctx};
 
 /// Most events one page carries.
@@ -18,20 +18,22 @@ const PAGE: u64 = 10_000;
 /// Longest long-poll.
 const MAX_WAIT: u64 = 60;
 
-fn page_of(s: &crate::sm::State, ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
-    let rec = visible(s, ctx, job)?;
+fn page_of(s: &crate::sm::State, me: &str, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
+    let rec = visible(s, me, job)?;
     Ok(EventsPage { events: rec.events.page(minseq, minseq.saturating_add(PAGE)), job_state: rec.job.state })
 }
 
 fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
-    ctx.node.read(|s| page_of(s, ctx, job, minseq))
+    let me = me(ctx)?;
+    ctx.node.read(|s| page_of(s, &me, job, minseq))
 }
 
 /// The first page of a request: a job this node does not know yet is
 /// looked for again once it has caught up with the leader, so a job just
 /// submitted through another node is followed, not refused.
 async fn first_page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
-    ctx.node.read_found(|s| page_of(s, ctx, job, minseq)).await
+    let me = me(ctx)?;
+    ctx.node.read_found(|s| page_of(s, &me, job, minseq)).await
 }
 
 /// Events from `minseq`; with `wait`, holds the request until there are

@@ -95,10 +95,14 @@ pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Job>, ApiError> {
     }))
 }
 
-/// Finds a job the caller may see.
-pub fn visible<'a>(s: &'a State, ctx: &Ctx, id: &str) -> Result<&'a JobRecord, ApiError> {
-    let caller = ctx.caller()?;
-    let me = caller.owner()?;
+/// The id of the user making the call, as [`visible`] takes it. Found
+/// before reading the state, since it reads the state itself.
+pub fn me(ctx: &Ctx) -> Result<String, ApiError> {
+    Ok(ctx.caller()?.owner()?.to_string())
+}
+
+/// Finds a job the caller `me` (see [`me`]) may see.
+pub fn visible<'a>(s: &'a State, me: &str, id: &str) -> Result<&'a JobRecord, ApiError> {
     match s.jobs.get(id) {
         Some(r) if s.can_see_job(me, &r.job) => Ok(r),
         _ => Err(ApiError::new(ErrorCode::NotFound, format!("no job {id:?}"))),
@@ -109,7 +113,8 @@ pub fn visible<'a>(s: &'a State, ctx: &Ctx, id: &str) -> Result<&'a JobRecord, A
 #[utoipa::path(get, operation_id = "jobs_show", path = "/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = Job), (status = 404, body = ApiError)))]
 pub async fn show(ctx: Ctx, job: String) -> Result<Job, ApiError> {
-    ctx.node.read_linearizable(|s| visible(s, &ctx, &job).map(|r| r.job.clone())).await?
+    let me = me(&ctx)?;
+    ctx.node.read_linearizable(|s| visible(s, &me, &job).map(|r| r.job.clone())).await?
 }
 
 /// Cancels a job that has not finished.
@@ -127,8 +132,9 @@ pub async fn cancel(ctx: Ctx, job: String) -> Result<Job, ApiError> {
 #[utoipa::path(get, operation_id = "jobs_store_list", path = "/v1/jobs/{job}/store", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = BTreeMap<String, StoreValue>)))]
 pub async fn store_list(ctx: Ctx, job: String) -> Result<BTreeMap<String, StoreValue>, ApiError> {
+    let me = me(&ctx)?;
     ctx.node
-        .read_found(|s| Ok(visible(s, &ctx, &job)?.store.iter().map(|(k, v)| (k.clone(), v.view(false))).collect()))
+        .read_found(|s| Ok(visible(s, &me, &job)?.store.iter().map(|(k, v)| (k.clone(), v.view(false))).collect()))
         .await
 }
 
@@ -136,9 +142,10 @@ pub async fn store_list(ctx: Ctx, job: String) -> Result<BTreeMap<String, StoreV
 #[utoipa::path(get, operation_id = "jobs_store_get", path = "/v1/jobs/{job}/store/{name}", tag = "jobs", params(("job" = String, Path), ("name" = String, Path)),
     responses((status = 200, body = StoreValue), (status = 404, body = ApiError)))]
 pub async fn store_get(ctx: Ctx, job: String, name: String) -> Result<StoreValue, ApiError> {
+    let me = me(&ctx)?;
     ctx.node
         .read_found(|s| {
-            visible(s, &ctx, &job)?
+            visible(s, &me, &job)?
                 .store
                 .get(&name)
                 .map(|v| v.view(false))
@@ -151,7 +158,8 @@ pub async fn store_get(ctx: Ctx, job: String, name: String) -> Result<StoreValue
 #[utoipa::path(put, operation_id = "jobs_store_put", path = "/v1/jobs/{job}/store/{name}", tag = "jobs", request_body = StorePut,
     params(("job" = String, Path), ("name" = String, Path)), responses((status = 200, body = StoreValue)))]
 pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Result<StoreValue, ApiError> {
-    ctx.node.read_found(|s| visible(s, &ctx, &job).map(|_| ())).await?;
+    let me = me(&ctx)?;
+    ctx.node.read_found(|s| visible(s, &me, &job).map(|_| ())).await?;
     let put: StorePut = reply::body(&raw)?;
     let cmd = Command::StorePut { job, name, put, fence: None, time: chrono::Utc::now() };
     match ctx.node.propose(cmd).await? {
@@ -164,7 +172,8 @@ pub async fn store_put(ctx: Ctx, job: String, name: String, raw: Bytes) -> Resul
 #[utoipa::path(get, operation_id = "jobs_outputs", path = "/v1/jobs/{job}/outputs", tag = "jobs", params(("job" = String, Path)),
     responses((status = 200, body = Vec<JobOutput>)))]
 pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> {
-    ctx.node.read_found(|s| Ok(visible(s, &ctx, &job)?.outputs.clone())).await
+    let me = me(&ctx)?;
+    ctx.node.read_found(|s| Ok(visible(s, &me, &job)?.outputs.clone())).await
 }
 
 /// Downloads one output (by id or path), whole or one byte range
@@ -172,10 +181,14 @@ pub async fn outputs(ctx: Ctx, job: String) -> Result<Vec<JobOutput>, ApiError> 
 #[utoipa::path(get, operation_id = "jobs_download", path = "/v1/jobs/{job}/outputs/{output}", tag = "jobs", params(("job" = String, Path), ("output" = String, Path)),
     responses((status = 200, description = "the file's bytes", content_type = "application/octet-stream"), (status = 206, description = "the requested range"), (status = 404, body = ApiError), (status = 416, body = ApiError)))]
 pub async fn download(ctx: Ctx, job: String, output: String, range: Option<String>) -> Response {
+    let me = match me(&ctx) {
+        Ok(me) => me,
+        Err(e) => return reply::error(&e),
+    };
     let found = ctx
         .node
         .read_found(|s| {
-            let rec = visible(s, &ctx, &job)?;
+            let rec = visible(s, &me, &job)?;
             rec.outputs
                 .iter()
                 .find(|o| o.id == output || o.path == output)
