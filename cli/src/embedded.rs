@@ -40,13 +40,22 @@ impl Embedded {
         // Even one node gets a peer link: agents reach the cluster over QUIC
         // (the same path as on a real cluster), which needs the CA and the
         // node's certificate.
-        let configs = cluster_configs(&dir.join("cluster"), nodes.max(1), listen)?;
-        let mut running = Vec::new();
-        for c in configs {
-            let cfg = bm_node::NodeConfig::load(&c)?;
-            running
-                .push(bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display()))?);
-        }
+        let mut tries = 0;
+        let running = loop {
+            let (configs, fresh) = cluster_configs(&dir.join("cluster"), nodes.max(1), listen)?;
+            match start_nodes(&configs).await {
+                Ok(running) => break running,
+                // The free ports were picked by binding and letting go, and
+                // something else took one before the node bound it: a new
+                // cluster just picks again.
+                Err(e) if fresh && tries < 3 && addr_in_use(&e) => {
+                    tries += 1;
+                    tracing::warn!(error = %format!("{e:#}"), "a port picked for the new cluster was taken; picking again");
+                    std::fs::remove_dir_all(dir.join("cluster")).context("cannot remove the new cluster's files")?;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let token_file = dir.join("cluster").join("admin-token");
         let token = std::fs::read_to_string(&token_file)?.trim().to_string();
         let urls: Vec<String> = running.iter().map(|n| n.url()).collect();
@@ -98,16 +107,47 @@ impl Embedded {
     }
 }
 
+/// Starts a node for each config, in order; on an error the nodes already
+/// started are stopped again.
+async fn start_nodes(configs: &[PathBuf]) -> anyhow::Result<Vec<bm_node::Running>> {
+    let mut running = Vec::new();
+    for c in configs {
+        let started = match bm_node::NodeConfig::load(c) {
+            Ok(cfg) => bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display())),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(node) => running.push(node),
+            Err(e) => {
+                for n in running {
+                    n.stop().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(running)
+}
+
+/// Whether `e` comes from binding an address something else holds.
+fn addr_in_use(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::AddrInUse)
+            || c.to_string().contains("Address already in use")
+    })
+}
+
 /// The configs of an embedded multi-node cluster in `dir`: made with free
-/// loopback ports (node 1's API on `listen`) the first time, read after.
-fn cluster_configs(dir: &Path, nodes: usize, listen: std::net::SocketAddr) -> anyhow::Result<Vec<PathBuf>> {
+/// loopback ports (node 1's API on `listen`) the first time, read after;
+/// `true` with them when they were just made.
+fn cluster_configs(dir: &Path, nodes: usize, listen: std::net::SocketAddr) -> anyhow::Result<(Vec<PathBuf>, bool)> {
     use bm_node::cluster::files::{init_cluster, PlannedNode};
     if dir.join("ca.pem").exists() {
         let configs: Vec<PathBuf> = (1..=nodes).map(|i| dir.join(format!("node-{i}")).join("node.toml")).collect();
         if let Some(missing) = configs.iter().find(|c| !c.exists()) {
             anyhow::bail!("{} holds a different cluster (no {}); use another --data", dir.display(), missing.display());
         }
-        return Ok(configs);
+        return Ok((configs, false));
     }
     let ip = listen.ip();
     let mut planned = Vec::new();
@@ -116,7 +156,7 @@ fn cluster_configs(dir: &Path, nodes: usize, listen: std::net::SocketAddr) -> an
         let http = if http.port() == 0 { free_tcp(ip)? } else { http };
         planned.push(PlannedNode { id, http, peer: free_udp(ip)?, advertise_peer: None, api_url: None });
     }
-    init_cluster(dir, &planned, bm_node::config::RaftTuning::default())
+    Ok((init_cluster(dir, &planned, bm_node::config::RaftTuning::default())?, true))
 }
 
 fn free_tcp(ip: std::net::IpAddr) -> anyhow::Result<std::net::SocketAddr> {
@@ -168,4 +208,18 @@ pub fn sandbox_dir() -> anyhow::Result<PathBuf> {
 /// This executable, which doubles as the agent.
 pub fn agent_binary() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the bm executable to use as the agent")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_told_apart_from_other_start_errors() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let taken = std::net::TcpListener::bind(held.local_addr().unwrap()).map(|_| ());
+        let e = anyhow::Error::from(taken.unwrap_err()).context("cannot start the node of node.toml");
+        assert!(addr_in_use(&e), "{e:#}");
+        assert!(!addr_in_use(&anyhow::anyhow!("the cluster elected no leader in 30 s")));
+    }
 }

@@ -35,12 +35,14 @@ fn up(home: &Path) -> Up {
 /// Starts `bm up --nodes N`.
 fn up_nodes(home: &Path, nodes: usize) -> Up {
     let _ = std::fs::remove_file(home.join("config.toml"));
+    let log_path = home.join(format!("up-{nodes}.log"));
+    let log = std::fs::File::create(&log_path).expect("create the log of bm up");
     let child = Command::new(env!("CARGO_BIN_EXE_bm"))
         .args(["up", "--listen", "127.0.0.1:0", "--nodes", &nodes.to_string()])
         .env("BM_CONFIG", home.join("config.toml"))
         .env("XDG_DATA_HOME", home.join("data"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("spawn bm up");
     let up = Up(child);
@@ -51,7 +53,12 @@ fn up_nodes(home: &Path, nodes: usize) -> Up {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!("bm up did not come up within 60 s");
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let last = bm(home, &["-p", "local", "check"]);
+    panic!(
+        "bm up did not come up within 60 s; `bm check` says: {}\nbm up's log:\n{log}",
+        String::from_utf8_lossy(&last.stderr)
+    );
 }
 
 fn stdout(o: &Output) -> String {

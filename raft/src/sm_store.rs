@@ -42,7 +42,9 @@ thread_local! {
 /// Marks that this thread holds the state lock, so that taking it again on
 /// the same thread (which deadlocks as soon as a writer is queued between
 /// the two) panics with a message instead. Costs a thread-local increment.
-struct LockDepth;
+/// Not `Send`, so that it cannot be held across an `.await` (where another
+/// task on this thread would take it for a nested lock).
+struct LockDepth(std::marker::PhantomData<*const ()>);
 
 impl LockDepth {
     fn enter(what: &str) -> Self {
@@ -53,7 +55,7 @@ impl LockDepth {
             );
             d.set(1);
         });
-        LockDepth
+        LockDepth(std::marker::PhantomData)
     }
 }
 
