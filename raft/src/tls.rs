@@ -23,7 +23,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
-use bm_api::quic::{certs, client_config as quic_client, provider, roots, transport};
+use bm_api::quic::{certs, client_config as quic_client, provider, roots, transport, Route};
 
 /// Server name every node certificate carries (see [`bm_api::quic::SERVER_NAME`]).
 pub const PEER_SERVER_NAME: &str = bm_api::quic::SERVER_NAME;
@@ -239,17 +239,18 @@ impl PeerTls {
         &self.ca_pem
     }
 
-    /// quinn server config: a client certificate, if shown, must be signed by the CA; peers must show one (mutual TLS), agents show none.
-    pub fn server_config(&self) -> anyhow::Result<quinn::ServerConfig> {
+    /// quinn server config: a client certificate, if shown, must be signed by the CA; peers must show one (mutual
+    /// TLS), agents show none. `route` is where those clients are.
+    pub fn server_config(&self, route: Route) -> anyhow::Result<quinn::ServerConfig> {
         let crypto = QuicServerConfig::try_from(self.server.clone()).context("TLS config unusable for QUIC")?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(transport()?);
+        config.transport_config(transport(route)?);
         Ok(config)
     }
 
-    /// quinn client config: presents this node's certificate, verifies the server against the CA.
-    pub fn client_config(&self) -> anyhow::Result<quinn::ClientConfig> {
-        quic_client(self.client.clone())
+    /// quinn client config: presents this node's certificate, verifies the server (over `route`) against the CA.
+    pub fn client_config(&self, route: Route) -> anyhow::Result<quinn::ClientConfig> {
+        quic_client(self.client.clone(), route)
     }
 }
 

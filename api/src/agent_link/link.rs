@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use quinn::Connection;
@@ -54,9 +55,12 @@ impl AgentLink {
     pub fn new(addrs: Vec<String>, ca_pem: &str) -> anyhow::Result<Self> {
         anyhow::ensure!(!addrs.is_empty(), "no node address to connect to");
         let any: SocketAddr = "0.0.0.0:0".parse().expect("a valid address");
-        let mut endpoint = quinn::Endpoint::client(any)
-            .map_err(|e| anyhow::anyhow!("cannot open a UDP socket for the agent link: {e}"))?;
-        endpoint.set_default_client_config(crate::quic::anonymous_client_config(ca_pem, super::ALPN)?);
+        let mut endpoint = crate::quic::endpoint(any, None).context("cannot open a UDP socket for the agent link")?;
+        endpoint.set_default_client_config(crate::quic::anonymous_client_config(
+            ca_pem,
+            super::ALPN,
+            crate::quic::Route::of(addrs.iter().map(String::as_str)),
+        )?);
         let shared = Shared { endpoint, addrs, current: Mutex::new(None) };
         Ok(Self { shared: Arc::new(shared), token: None })
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use bm_api::quic::Route;
 
 pub use contact::LeaderContact;
 pub use network::{QuicNetwork, QuicPeer};
@@ -105,9 +106,12 @@ impl PeerEndpoint {
     /// Binds the UDP socket at `addr` (port 0 picks one). Must be called
     /// within a Tokio runtime.
     pub fn bind(addr: SocketAddr, tls: &PeerTls, limits: FrameLimits) -> anyhow::Result<Self> {
-        let mut endpoint = quinn::Endpoint::server(tls.server_config()?, addr)
+        // A node bound to loopback is part of a cluster on this host, and so
+        // are the agents that reach it.
+        let route = if addr.ip().is_loopback() { Route::Loopback } else { Route::Network };
+        let mut endpoint = bm_api::quic::endpoint(addr, Some(tls.server_config(route)?))
             .with_context(|| format!("cannot bind the peer endpoint on {addr}"))?;
-        endpoint.set_default_client_config(tls.client_config()?);
+        endpoint.set_default_client_config(tls.client_config(route)?);
         let local = endpoint.local_addr().context("peer endpoint has no local address")?;
         let client = Arc::new(Client::new(endpoint.clone(), limits));
         Ok(Self { endpoint, client, limits, local, contact: LeaderContact::default(), agents: Default::default() })
