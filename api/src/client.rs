@@ -351,6 +351,11 @@ impl Client {
         self.call(Method::GET, "cluster", &[], None).await
     }
 
+    /// The answering node's commit-latency counts since it started.
+    pub async fn cluster_latency(&self) -> Result<crate::latency::LatencyHistogram, ClientError> {
+        self.call(Method::GET, "cluster/latency", &[], None).await
+    }
+
     /// Adds a node (learner, then voter unless `learner` is set).
     pub async fn cluster_add(
         &self,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod factories;
 pub mod frame;
 pub mod jobs;
+pub mod latency;
 pub mod output_rule;
 pub mod quic;
 pub mod targets;

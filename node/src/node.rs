@@ -288,7 +288,7 @@ impl Node {
         &self.inner.heartbeats
     }
 
-    /// Commit latencies recorded by the write path (for benchmarks).
+    /// Commit latencies recorded by the write path (benchmarks and `GET /v1/cluster/latency`).
     pub fn commit_latencies(&self) -> &crate::proposer::Latencies {
         self.inner.proposer.latencies()
     }

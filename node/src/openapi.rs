@@ -52,6 +52,7 @@ use crate::http::{agent, cluster, events, factories, jobs, public, targets, user
         agent::output,
         agent::input,
         cluster::status,
+        cluster::latency,
         cluster::add,
         cluster::remove,
         cluster::transfer,

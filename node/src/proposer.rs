@@ -13,10 +13,12 @@
 //! On a follower the batch goes to the leader over the peer link, which
 //! commits it and answers the outcomes: any node takes writes.
 
+use bm_api::latency::LatencyHistogram;
 use bm_api::{ApiError, ErrorCode};
 use bm_raft::{codec, NodeInfo, Payload, PeerEndpoint, Raft};
 use openraft::error::{ClientWriteError, RaftError};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
@@ -85,24 +87,31 @@ const PIPELINE: usize = 2;
 
 type Waiter = (Instant, oneshot::Sender<Result<Outcome, ApiError>>);
 
-/// Most commit-latency samples kept between two reads.
-const MAX_SAMPLES: usize = 1 << 20;
+/// Commit latencies (enqueue to outcome) counted in the buckets of
+/// [`bm_api::latency`], since the node started: cheap to record (one atomic
+/// add), fixed in size, and read by anyone without resetting it.
+#[derive(Clone)]
+pub struct Latencies(Arc<[AtomicU64]>);
 
-/// Commit latencies (enqueue to outcome, microseconds) for benchmarks and metrics.
-#[derive(Clone, Default)]
-pub struct Latencies(Arc<Mutex<Vec<u32>>>);
+impl Default for Latencies {
+    fn default() -> Self {
+        Self((0..bm_api::latency::BUCKETS).map(|_| AtomicU64::new(0)).collect())
+    }
+}
 
 impl Latencies {
-    /// Takes the samples recorded since the last call.
-    pub fn take(&self) -> Vec<u32> {
-        std::mem::take(&mut *self.0.lock().expect("latency lock"))
+    /// The counts so far, for node `node`.
+    pub fn reading(&self, node: u64) -> LatencyHistogram {
+        let mut counts: Vec<u64> = self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        while counts.last() == Some(&0) {
+            counts.pop();
+        }
+        LatencyHistogram { node, counts }
     }
 
     fn record(&self, since: Instant) {
-        let mut v = self.0.lock().expect("latency lock");
-        if v.len() < MAX_SAMPLES {
-            v.push(since.elapsed().as_micros().min(u32::MAX as u128) as u32);
-        }
+        let us = since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        self.0[bm_api::latency::bucket_of(us)].fetch_add(1, Ordering::Relaxed);
     }
 }
 

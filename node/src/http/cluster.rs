@@ -16,6 +16,16 @@ pub async fn status(ctx: Ctx) -> Result<ClusterStatus, ApiError> {
     Ok(crate::cluster::status::cluster(&ctx.node).await)
 }
 
+/// This node's commit latencies since it started, as histogram counts
+/// (admin): from its write path taking a command to the command's outcome,
+/// forwarding to the leader included. Subtract two readings for a period.
+#[utoipa::path(get, operation_id = "cluster_latency", path = "/v1/cluster/latency", tag = "cluster",
+    responses((status = 200, body = bm_api::latency::LatencyHistogram)))]
+pub async fn latency(ctx: Ctx) -> Result<bm_api::latency::LatencyHistogram, ApiError> {
+    ctx.admin()?;
+    Ok(ctx.node.commit_latencies().reading(ctx.node.id()))
+}
+
 /// Adds a node: it joins as a learner, catches up, then becomes a voter (admin).
 #[utoipa::path(post, operation_id = "cluster_add", path = "/v1/cluster/members", tag = "cluster",
     request_body = MemberAdd,

@@ -256,6 +256,8 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .then(move |o, r, s, v, n, range| public::file(pn.clone(), (o, r, s, v, n), range));
 
     let cl_status = v1.and(path!("cluster")).and(get()).and(c.clone()).then(cluster::status).map(reply::reply);
+    let cl_latency =
+        v1.and(path!("cluster" / "latency")).and(get()).and(c.clone()).then(cluster::latency).map(reply::reply);
     let cl_add = v1
         .and(path!("cluster" / "members"))
         .and(post())
@@ -276,7 +278,7 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .and(json_body())
         .then(cluster::transfer)
         .map(reply::reply);
-    let clus = cl_status.or(cl_add).unify().or(cl_remove).unify().or(cl_leader).unify();
+    let clus = cl_status.or(cl_latency).unify().or(cl_add).unify().or(cl_remove).unify().or(cl_leader).unify();
 
     let ag_boot = v1
         .and(path!("agent" / "bootstrap"))
