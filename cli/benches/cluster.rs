@@ -88,18 +88,6 @@ impl Bench {
         Ok(b)
     }
 
-    /// Every node's commit-latency counts so far, added together (a node
-    /// that does not answer adds nothing).
-    async fn commit_latencies(&self) -> LatencyHistogram {
-        let mut all = LatencyHistogram::default();
-        for id in self.procs.keys() {
-            if let Ok(h) = self.client_of(*id).cluster_latency().await {
-                all.merge(&h);
-            }
-        }
-        all
-    }
-
     /// Index of each node's last snapshot.
     async fn snapshots(&self) -> Vec<Option<u64>> {
         let mut v = Vec::new();

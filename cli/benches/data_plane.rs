@@ -847,6 +847,7 @@ async fn ingest_phase(b: &mut Bench, secs: u64, spread: Spread, goal: bool) -> a
     let mut tailer = b.agents(1, |_| Via::Quic(tail_at), "tail-under-load").await?.remove(0);
     let reader = b.client_of(read_at);
     let phase = Arc::new(AtomicU8::new(0));
+    let commit_before = b.commit_latencies().await;
     let (cpu, t) = (b.cpu(), Instant::now());
     let ph = phase.clone();
     let sampler = async move {
@@ -855,6 +856,7 @@ async fn ingest_phase(b: &mut Bench, secs: u64, spread: Spread, goal: bool) -> a
     };
     let (ingested, (tailer, tailed)) = tokio::join!(ingest(agents, secs, phase), sampler);
     let cpu_line = b.cpu_line(&cpu, t.elapsed().as_secs_f64());
+    let commit = b.commit_latencies().await.since(&commit_before);
     let behind = b.catch_up(leader).await;
     let (ingested, agents) = ingested?;
     let tailed = tailed?;
@@ -892,6 +894,14 @@ async fn ingest_phase(b: &mut Bench, secs: u64, spread: Spread, goal: bool) -> a
     if let Some(e) = &ingested.first_error {
         println!("  first error: {e}");
     }
+    let commit_ms = |q| commit.quantile_us(q).map_or(f64::NAN, |us| us as f64 / 1e3);
+    println!(
+        "  the nodes' commit latency (taking a batch to its outcome, forwarding included; warm-up included): \
+         p50 {:.1} ms, p99 {:.1} ms over {} writes",
+        commit_ms(0.5),
+        commit_ms(0.99),
+        commit.total()
+    );
     println!("  {cpu_line}");
     println!("  {behind}");
     // Every line an agent sent is on another node: its log holds at least

@@ -140,6 +140,18 @@ impl Nodes {
         Client::new(vec![self.url(id)], Some(self.token.clone()))
     }
 
+    /// Every node's commit-latency counts so far, added together (a node
+    /// that does not answer adds nothing).
+    pub async fn commit_latencies(&self) -> bm_api::latency::LatencyHistogram {
+        let mut all = bm_api::latency::LatencyHistogram::default();
+        for id in self.procs.keys() {
+            if let Ok(h) = self.client_of(*id).cluster_latency().await {
+                all.merge(&h);
+            }
+        }
+        all
+    }
+
     /// The cluster as node `id` sees it.
     pub async fn status_of(&self, id: u64) -> Option<bm_api::cluster::ClusterStatus> {
         self.client_of(id).cluster_status().await.ok()
