@@ -5,6 +5,12 @@
 //! profile of 16 agents logging showed a third of the leader's CPU there).
 //! A batch that arrives from Raft is instead moved in as a block of its
 //! own; a lookup by sequence number is a binary search over the blocks.
+//! Blocks are shared (`Arc`): the state is copied on write while a snapshot
+//! holds it, and a running job's record is copied then with its whole log.
+//! Sharing makes that copy one pointer per block; only a small block still
+//! taking single events is copied when next written.
+
+use std::sync::Arc;
 
 use bm_api::jobs::JobEvent;
 use serde::{Deserialize, Serialize};
@@ -19,7 +25,7 @@ const SMALL_BLOCK: u64 = 64 << 10;
 /// A job's events in blocks; `seq` = position over all blocks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobLog {
-    blocks: Vec<EventLog>,
+    blocks: Vec<Arc<EventLog>>,
     /// Events up to and including each block (so `ends.last()` = len).
     ends: Vec<u64>,
 }
@@ -35,7 +41,7 @@ impl<'de> Deserialize<'de> for JobLog {
         let blocks = Vec::<EventLog>::deserialize(d)?;
         let mut log = JobLog::default();
         for b in blocks {
-            log.push_block(b);
+            log.push_block(Arc::new(b));
         }
         Ok(log)
     }
@@ -52,7 +58,7 @@ impl JobLog {
         self.len() == 0
     }
 
-    fn push_block(&mut self, block: EventLog) {
+    fn push_block(&mut self, block: Arc<EventLog>) {
         if block.is_empty() {
             return;
         }
@@ -65,13 +71,13 @@ impl JobLog {
     pub fn push(&mut self, stream: &str, task: Option<u32>, time: Time, payload: &str) -> Result<(), PackError> {
         match self.blocks.last_mut() {
             Some(last) if last.text_len() < SMALL_BLOCK => {
-                last.push(stream, task, time, payload)?;
+                Arc::make_mut(last).push(stream, task, time, payload)?;
                 *self.ends.last_mut().expect("a block has an end") += 1;
             }
             _ => {
                 let mut block = EventLog::default();
                 block.push(stream, task, time, payload)?;
-                self.push_block(block);
+                self.push_block(Arc::new(block));
             }
         }
         Ok(())
@@ -81,9 +87,9 @@ impl JobLog {
     /// as it is; part of one is copied.
     pub fn append_range(&mut self, batch: EventLog, from: u64, to: u64) {
         if from == 0 && to >= batch.len() {
-            self.push_block(batch);
+            self.push_block(Arc::new(batch));
         } else {
-            self.push_block(batch.slice(from, to));
+            self.push_block(Arc::new(batch.slice(from, to)));
         }
     }
 
@@ -175,5 +181,22 @@ mod tests {
         assert_eq!((log.len(), log.last().unwrap().payload.as_str()), (7, "end"));
         let round: JobLog = codec::decode("log", &codec::encode("log", &log).unwrap()).unwrap();
         assert_eq!(round, log);
+    }
+
+    #[test]
+    fn a_copy_shares_the_blocks_and_a_write_to_it_leaves_the_original_alone() {
+        let mut log = JobLog::default();
+        log.append_range(batch(&["a", "b"]), 0, 2);
+        log.append_range(batch(&["c"]), 0, 1);
+        let before = log.clone();
+        // A single event goes into the last block while it is small: that
+        // block is copied, the earlier one stays shared.
+        log.push("control", None, t(3), "more").unwrap();
+        log.append_range(batch(&["d"]), 0, 1);
+        assert!(Arc::ptr_eq(&log.blocks[0], &before.blocks[0]), "an untouched block is shared, not copied");
+        assert!(!Arc::ptr_eq(&log.blocks[1], &before.blocks[1]), "the written block was copied");
+        let payloads = |l: &JobLog| l.iter().map(|e| e.payload).collect::<Vec<_>>();
+        assert_eq!(payloads(&before), ["a", "b", "c"]);
+        assert_eq!(payloads(&log), ["a", "b", "c", "more", "d"]);
     }
 }
