@@ -100,6 +100,11 @@ impl LatencyHistogram {
         }
         self.counts.len().checked_sub(1).map(bucket_max)
     }
+
+    /// [`LatencyHistogram::quantile_us`] in milliseconds, as benchmarks print it.
+    pub fn quantile_ms(&self, q: f64) -> Option<f64> {
+        self.quantile_us(q).map(|us| us as f64 / 1e3)
+    }
 }
 
 #[cfg(test)]
@@ -134,6 +139,7 @@ mod tests {
         assert_eq!(d.total(), 100);
         let p50 = d.quantile_us(0.5).unwrap();
         assert!((5_000..=5_000 + 5_000 / 32).contains(&p50), "{p50}");
+        assert_eq!(d.quantile_ms(0.5), Some(p50 as f64 / 1e3));
         let p99 = d.quantile_us(0.99).unwrap();
         assert!((9_900..=9_900 + 9_900 / 32).contains(&p99), "{p99}");
         assert_eq!(LatencyHistogram::default().quantile_us(0.5), None);

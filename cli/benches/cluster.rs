@@ -248,8 +248,7 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
         for clients in [1usize, 16, 256] {
             let (term, snaps) = (b.term().await?, b.snapshots().await);
             let p = load(&b, routes, *at, clients, Duration::from_secs(secs), &format!("{route}{clients}")).await;
-            let commit = &p.commit;
-            let commit_ms = |q| commit.quantile_us(q).map_or(f64::NAN, |us| us as f64 / 1e3);
+            let commit_ms = |q| p.commit.quantile_ms(q).unwrap_or(f64::NAN);
             let elections = b.term().await?.saturating_sub(term);
             let snapshots = b.snapshots().await.iter().zip(&snaps).filter(|(a, b)| a != b).count();
             let via = if p.via_follower.is_empty() {

@@ -894,7 +894,7 @@ async fn ingest_phase(b: &mut Bench, secs: u64, spread: Spread, goal: bool) -> a
     if let Some(e) = &ingested.first_error {
         println!("  first error: {e}");
     }
-    let commit_ms = |q| commit.quantile_us(q).map_or(f64::NAN, |us| us as f64 / 1e3);
+    let commit_ms = |q| commit.quantile_ms(q).unwrap_or(f64::NAN);
     println!(
         "  the nodes' commit latency (taking a batch to its outcome, forwarding included; warm-up included): \
          p50 {:.1} ms, p99 {:.1} ms over {} writes",

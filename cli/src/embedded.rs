@@ -112,11 +112,11 @@ impl Embedded {
 async fn start_nodes(configs: &[PathBuf]) -> anyhow::Result<Vec<bm_node::Running>> {
     let mut running = Vec::new();
     for c in configs {
-        let started = match bm_node::NodeConfig::load(c) {
-            Ok(cfg) => bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display())),
-            Err(e) => Err(e),
+        let started = async {
+            let cfg = bm_node::NodeConfig::load(c)?;
+            bm_node::start(cfg).await.with_context(|| format!("cannot start the node of {}", c.display()))
         };
-        match started {
+        match started.await {
             Ok(node) => running.push(node),
             Err(e) => {
                 for n in running {

@@ -88,7 +88,7 @@ async fn main() -> anyhow::Result<()> {
         // Commit latencies from the node's histogram: each quantile is the
         // top of its bucket, at most 3.1% above the true value.
         let commit = running.node.commit_latencies().reading(1).since(&before);
-        let commit_ms = |q: f64| commit.quantile_us(q).unwrap_or(0) as f64 / 1e3;
+        let commit_ms = |q| commit.quantile_ms(q).unwrap_or(0.0);
         println!(
             "{:>10} {:>8} {:>12.0} {:>10.2} {:>10.2} {:>10} {:>14.2} {:>14.2}",
             op,

@@ -36,32 +36,30 @@ struct Inner<M> {
 }
 
 thread_local! {
-    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Marks that this thread holds the state lock, so that taking it again on
 /// the same thread (which deadlocks as soon as a writer is queued between
-/// the two) panics with a message instead. Costs a thread-local increment.
+/// the two) panics with a message instead. Costs a thread-local flag.
 /// Not `Send`, so that it cannot be held across an `.await` (where another
 /// task on this thread would take it for a nested lock).
 struct LockDepth(std::marker::PhantomData<*const ()>);
 
 impl LockDepth {
     fn enter(what: &str) -> Self {
-        DEPTH.with(|d| {
-            assert!(
-                d.get() == 0,
-                "state {what} while this thread already holds the state lock: a nested lock deadlocks the node"
-            );
-            d.set(1);
-        });
+        let again = HELD.with(|h| h.replace(true));
+        assert!(
+            !again,
+            "state {what} while this thread already holds the state lock: a nested lock deadlocks the node"
+        );
         LockDepth(std::marker::PhantomData)
     }
 }
 
 impl Drop for LockDepth {
     fn drop(&mut self) {
-        DEPTH.with(|d| d.set(0));
+        HELD.with(|h| h.set(false));
     }
 }
 

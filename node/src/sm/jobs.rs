@@ -267,7 +267,7 @@ impl State {
             }
             for (id, v) in decided {
                 self.waiting.remove(&id);
-                let rec = self.jobs.get_mut(&id).map(Arc::make_mut).expect("listed above");
+                let rec = self.job_mut(&id).expect("listed above");
                 match v {
                     Ok(()) => rec.set_state(JobState::Queued, time, "dependencies satisfied; queued for a worker"),
                     Err(why) => {
@@ -283,7 +283,7 @@ impl State {
     /// Ends a job that has not ended yet, releasing its worker and
     /// settling jobs that wait on it.
     pub(super) fn end_job(&mut self, job: &str, state: JobState, failure: Option<String>, time: Time, why: String) {
-        let Some(rec) = self.jobs.get_mut(job).map(Arc::make_mut) else { return };
+        let Some(rec) = self.job_mut(job) else { return };
         if rec.job.state.is_terminal() {
             return;
         }
@@ -293,7 +293,7 @@ impl State {
         if state == JobState::Completed {
             self.publish_outputs(job, time);
         }
-        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("present");
+        let rec = self.job_mut(job).expect("present");
         if let Some(w) = rec.job.worker.clone() {
             self.release_worker(&w, time);
         }
@@ -309,7 +309,7 @@ impl State {
     /// and has retries left (a new assignment gets a new epoch, so the lost
     /// worker can no longer act for it), failed with `reason` otherwise.
     pub(super) fn job_lost_its_worker(&mut self, job: &str, reason: &str, time: Time) {
-        let Some(rec) = self.jobs.get_mut(job).map(Arc::make_mut) else { return };
+        let Some(rec) = self.job_mut(job) else { return };
         let active = matches!(rec.job.state, JobState::Assigned | JobState::Running);
         if !active || rec.job.retry_on_worker_loss == 0 {
             return self.end_job_if_running(job, reason, time);
@@ -397,7 +397,7 @@ impl State {
         if put.value.len() > MAX_STORE_VALUE {
             return reject(ErrorCode::BadRequest, format!("store value {name:?} is over {MAX_STORE_VALUE} bytes"));
         }
-        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("checked above");
+        let rec = self.job_mut(job).expect("checked above");
         // Once secret, always secret: a later plain write must not reveal it.
         let secret = put.secret || rec.store.get(&name).is_some_and(|s| s.secret);
         let r = StoreRecord { value: put.value, secret, time };
@@ -415,7 +415,7 @@ impl State {
         if state != JobState::Assigned {
             return reject(ErrorCode::Conflict, format!("job {job} is {}, not assigned", state.as_str()));
         }
-        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("fenced");
+        let rec = self.job_mut(job).expect("fenced");
         rec.set_state(JobState::Running, time, "job started");
         Ok(Reply::Job(Box::new(rec.job.clone())))
     }
@@ -429,7 +429,7 @@ impl State {
         max_log_bytes: Option<u64>,
     ) -> Outcome {
         self.fenced(job, fence)?;
-        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("fenced");
+        let rec = self.job_mut(job).expect("fenced");
         let skip = match first {
             None => 0,
             Some(f) if f > rec.agent_events => {
@@ -477,7 +477,7 @@ impl State {
         if !output.path.starts_with('/') || output.path.contains('\0') || output.path.split('/').any(|c| c == "..") {
             return reject(ErrorCode::BadRequest, format!("invalid output path {:?}", output.path));
         }
-        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("fenced");
+        let rec = self.job_mut(job).expect("fenced");
         if let Some(o) = rec.outputs.iter().find(|o| o.path == output.path) {
             if o.sha256 == output.sha256 && o.size == output.size {
                 // The same upload again (its first outcome was unknown).
@@ -500,7 +500,7 @@ impl State {
     }
 
     pub(super) fn purge_job(&mut self, job: &str, time: Time) -> Outcome {
-        let Some(rec) = self.jobs.get_mut(job).map(Arc::make_mut) else { return not_found("job", job) };
+        let Some(rec) = self.job_mut(job) else { return not_found("job", job) };
         if !rec.job.state.is_terminal() {
             return reject(ErrorCode::Conflict, format!("job {job} is {}, not finished", rec.job.state.as_str()));
         }

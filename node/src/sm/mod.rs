@@ -84,6 +84,12 @@ pub struct State {
 }
 
 impl State {
+    /// Job `id` to change: copied first if a snapshot being encoded still
+    /// shares it (see [`State::jobs`]).
+    fn job_mut(&mut self, id: &str) -> Option<&mut JobRecord> {
+        self.jobs.get_mut(id).map(Arc::make_mut)
+    }
+
     /// Applies one command: the heart of bm. Refusals change nothing.
     pub fn apply(&mut self, cmd: Command) -> Outcome {
         use Command::*;

@@ -4,8 +4,6 @@
 //! from the job's `github.repository` and `github.sha` tags). A name once
 //! taken for a commit keeps its first file.
 
-use std::sync::Arc;
-
 use bm_api::jobs::PublishedFile;
 
 use super::{State, Time};
@@ -23,7 +21,7 @@ impl State {
         else {
             if !rec.job.publish.is_empty() {
                 let msg = "publish: skipped; the job has no github.repository and github.sha tags";
-                self.jobs.get_mut(job).map(Arc::make_mut).expect("present").push_event("control", time, msg);
+                self.job_mut(job).expect("present").push_event("control", time, msg);
             }
             return;
         };
@@ -46,7 +44,7 @@ impl State {
                 }
             }
         }
-        let rec = self.jobs.get_mut(job).map(Arc::make_mut).expect("present");
+        let rec = self.job_mut(job).expect("present");
         for n in notes {
             rec.push_event("control", time, n);
         }

@@ -3,7 +3,6 @@
 //! job, then destroyed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bm_api::factories::WorkerLease;
 use bm_api::jobs::JobState;
@@ -227,7 +226,7 @@ impl State {
                 format!("worker {worker} serves {:?}, job {job} needs {:?}", w.worker.target, j.job.target_real),
             );
         }
-        let j = self.jobs.get_mut(job).map(Arc::make_mut).expect("checked above");
+        let j = self.job_mut(job).expect("checked above");
         j.job.epoch += 1;
         j.agent_events = 0;
         j.job.worker = Some(worker.to_string());
