@@ -179,18 +179,31 @@ impl Flusher {
     }
 
     fn write_group(&self, group: &[(Vec<Entry<TypeConfig>>, LogFlushed<TypeConfig>)]) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        let mut bytes_written = 0;
         let mut batch = self.db.batch();
         let mut indexes = Vec::new();
         for (entries, _) in group {
             for e in entries {
                 let bytes = codec::encode("raft log entry", e).map_err(|e| e.to_string())?;
                 let i = e.get_log_id().index;
+                bytes_written += bytes.len();
                 batch.insert(&self.logs, key(i), bytes);
                 indexes.push(i);
             }
         }
         batch.commit().map_err(|e| e.to_string())?;
+        let written = std::time::Instant::now();
         self.db.persist(PersistMode::SyncAll).map_err(|e| e.to_string())?;
+        // How long a group took to write and to sync: the first place to
+        // look when commits are slow (docs/benchmarks.md).
+        tracing::debug!(
+            entries = indexes.len(),
+            bytes = bytes_written,
+            write_micros = micros(written - started),
+            sync_micros = micros(written.elapsed()),
+            "log entries written and synced"
+        );
         let mut pending = self.pending.lock().expect("pending lock");
         for i in indexes {
             pending.remove(&i);
@@ -283,6 +296,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         Ok(out)
     }
+}
+
+/// A duration in whole microseconds, for log fields.
+pub(crate) fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
 /// Payload bytes one AppendEntries carries at most (unless its first entry

@@ -88,7 +88,19 @@ impl Client {
     pub(crate) async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, CallError> {
         let body = codec::encode("peer request", req).map_err(|e| protocol(addr, e))?;
         let mut stage = Stage::Connecting;
+        let started = std::time::Instant::now();
         let res = tokio::time::timeout(timeout, self.call_inner(addr, &body, &mut stage)).await;
+        // The round trip as the caller sees it; compared with the peer's own
+        // handling time (logged there) it shows what the link and the
+        // scheduler add (docs/benchmarks.md).
+        tracing::debug!(
+            peer = addr,
+            request = req.kind(),
+            bytes = body.len(),
+            micros = crate::log_store::micros(started.elapsed()),
+            ok = matches!(res, Ok(Ok(_))),
+            "peer call done"
+        );
         match res {
             Ok(r) => r,
             Err(_) => Err(CallError::Timeout {

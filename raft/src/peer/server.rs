@@ -101,12 +101,23 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, peer: SocketAd
         }
         Err(e) => return refuse(&mut send, &mut recv, peer, CODE_BAD_FRAME, &e),
     };
+    let received = std::time::Instant::now();
+    let size = body.len();
     let req: Request = match codec::decode_limited("peer request", &body, max) {
         Ok(r) => r,
         Err(e) => return refuse(&mut send, &mut recv, peer, CODE_BAD_REQUEST, &e),
     };
     let kind = req.kind();
+    let decoded = std::time::Instant::now();
     let resp = answer(&service, req).await;
+    tracing::debug!(
+        peer = %peer,
+        request = kind,
+        bytes = size,
+        decode_micros = crate::log_store::micros(decoded - received),
+        answer_micros = crate::log_store::micros(decoded.elapsed()),
+        "peer request answered"
+    );
     let bytes = match codec::encode("peer response", &resp) {
         Ok(b) => b,
         Err(e) => return refuse(&mut send, &mut recv, peer, CODE_INTERNAL, &e),
