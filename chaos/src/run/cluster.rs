@@ -42,15 +42,9 @@ pub struct ProcCluster {
     token: String,
 }
 
-/// Raft timing for chaos runs: quick elections and frequent snapshots, as in the cluster tests.
+/// Raft timing for chaos runs: frequent snapshots, as in the cluster tests.
 pub fn chaos_tuning() -> RaftTuning {
-    RaftTuning {
-        heartbeat_ms: 50,
-        election_timeout_min_ms: 300,
-        election_timeout_max_ms: 600,
-        snapshot_every: 200,
-        keep_after_snapshot: 20,
-    }
+    RaftTuning::frequent_snapshots()
 }
 
 /// Sets the worker lease in a node's config file, where the cluster files wrote the default.

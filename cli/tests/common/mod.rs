@@ -42,15 +42,9 @@ fn free_udp() -> SocketAddr {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// Raft timing for tests: quick elections, frequent snapshots.
+/// Raft timing for tests: frequent snapshots.
 pub fn test_tuning() -> RaftTuning {
-    RaftTuning {
-        heartbeat_ms: 50,
-        election_timeout_min_ms: 300,
-        election_timeout_max_ms: 600,
-        snapshot_every: 200,
-        keep_after_snapshot: 20,
-    }
+    RaftTuning::frequent_snapshots()
 }
 
 impl Cluster {

@@ -85,3 +85,23 @@ mod tests {
         assert_eq!(m.step(&0, &RegisterInput::Write(3), read(3).as_ref()), None);
     }
 }
+
+/// Register histories written tersely, for the checker's own tests.
+#[cfg(test)]
+pub(super) mod history {
+    use super::{RegisterInput as In, RegisterOutput as Out};
+    use crate::check::lin::LinOp;
+
+    /// An operation on a register of numbers.
+    pub type Op = LinOp<In<u64>, Out<u64>>;
+
+    /// A write of `v`, invoked and completed at the given times.
+    pub fn w(id: u64, invoke: u64, complete: u64, v: u64) -> Op {
+        LinOp::done(id, invoke, complete, In::Write(v), Out::Written)
+    }
+
+    /// A read that returned `v`.
+    pub fn r(id: u64, invoke: u64, complete: u64, v: u64) -> Op {
+        LinOp::done(id, invoke, complete, In::Read, Out::Read(v))
+    }
+}

@@ -95,16 +95,10 @@ fn in_chunks(items: &[usize], budget: &mut usize, cost: usize, mut try_chunk: im
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::lin::{RegisterInput as In, RegisterModel, RegisterOutput as Out};
+    use crate::check::lin::{RegisterInput as In, RegisterModel};
 
-    type Op = LinOp<In<u64>, Out<u64>>;
+    use crate::check::lin::register::history::{r, w, Op};
 
-    fn w(id: u64, invoke: u64, complete: u64, v: u64) -> Op {
-        LinOp::done(id, invoke, complete, In::Write(v), Out::Written)
-    }
-    fn r(id: u64, invoke: u64, complete: u64, v: u64) -> Op {
-        LinOp::done(id, invoke, complete, In::Read, Out::Read(v))
-    }
     fn ids(ops: &[Op]) -> Vec<u64> {
         ops.iter().map(|o| o.id).collect()
     }

@@ -269,14 +269,8 @@ mod tests {
     use super::*;
     use crate::check::lin::{RegisterInput as In, RegisterModel, RegisterOutput as Out};
 
-    type Op = LinOp<In<u64>, Out<u64>>;
+    use crate::check::lin::register::history::{r, w, Op};
 
-    fn w(id: u64, invoke: u64, complete: u64, v: u64) -> Op {
-        LinOp::done(id, invoke, complete, In::Write(v), Out::Written)
-    }
-    fn r(id: u64, invoke: u64, complete: u64, v: u64) -> Op {
-        LinOp::done(id, invoke, complete, In::Read, Out::Read(v))
-    }
     fn cas(id: u64, invoke: u64, complete: u64, expect: u64, new: u64, ok: bool) -> Op {
         LinOp::done(id, invoke, complete, In::Cas { expect, new }, Out::Cas(ok))
     }
