@@ -45,7 +45,8 @@ impl Blobs {
     /// peer) into a staging file named by `upload`. The last piece carries
     /// the blob's sha256: the whole file is then fsynced, checked against
     /// it when `verify` (bytes from elsewhere; the node that hashed an
-    /// upload as it arrived need not read it back) and moved into place.
+    /// upload as it arrived need not read it back), moved into place, and
+    /// the move synced.
     pub async fn put_piece(
         &self,
         upload: &str,
@@ -78,8 +79,17 @@ impl Blobs {
             self.check(&tmp, sha).await?;
         }
         let dir = path.parent().expect("blob paths have a parent");
+        let fresh = !tokio::fs::try_exists(dir).await?;
         tokio::fs::create_dir_all(dir).await?;
-        tokio::fs::rename(&tmp, &path).await
+        tokio::fs::rename(&tmp, &path).await?;
+        // A name is durable only once its folder is synced (and a new
+        // folder's own name, once the store's is): the upload is
+        // acknowledged after this returns, and must survive a power loss.
+        sync_dir(dir).await?;
+        if fresh {
+            sync_dir(&self.dir).await?;
+        }
+        Ok(())
     }
 
     /// Checks that the staged file `tmp` hashes to `sha`; removes it if not.
@@ -146,6 +156,11 @@ impl Blobs {
     pub async fn read(&self, sha: &str) -> std::io::Result<bytes::Bytes> {
         Ok(tokio::fs::read(self.path(sha)?).await?.into())
     }
+}
+
+/// fsyncs a folder, making the names in it durable.
+async fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
 }
 
 #[cfg(test)]

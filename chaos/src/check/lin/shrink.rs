@@ -95,9 +95,8 @@ fn in_chunks(items: &[usize], budget: &mut usize, cost: usize, mut try_chunk: im
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::lin::{RegisterInput as In, RegisterModel};
-
     use crate::check::lin::register::history::{r, w, Op};
+    use crate::check::lin::{RegisterInput as In, RegisterModel};
 
     fn ids(ops: &[Op]) -> Vec<u64> {
         ops.iter().map(|o| o.id).collect()

@@ -267,9 +267,8 @@ impl<S: Clone + Eq + std::hash::Hash> Memo<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::lin::{RegisterInput as In, RegisterModel, RegisterOutput as Out};
-
     use crate::check::lin::register::history::{r, w, Op};
+    use crate::check::lin::{RegisterInput as In, RegisterModel, RegisterOutput as Out};
 
     fn cas(id: u64, invoke: u64, complete: u64, expect: u64, new: u64, ok: bool) -> Op {
         LinOp::done(id, invoke, complete, In::Cas { expect, new }, Out::Cas(ok))
