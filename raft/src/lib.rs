@@ -18,6 +18,7 @@ mod log_store;
 mod machine;
 mod network_none;
 pub mod peer;
+mod sched;
 mod sm_store;
 mod storage;
 pub mod tls;

@@ -68,7 +68,10 @@ impl LogStore {
         let flusher = Flusher { db: db.clone(), logs: logs.clone(), meta: meta.clone(), pending: pending.clone() };
         std::thread::Builder::new()
             .name("bm-raft-flush".into())
-            .spawn(move || flusher.run(rx))
+            .spawn(move || {
+                crate::sched::prefer_low_latency();
+                flusher.run(rx)
+            })
             .expect("spawn log flusher thread");
         let mut this = Self { db: db.clone(), logs, meta, pending, committed: Default::default(), flusher: tx };
         let committed = this.read_meta::<Option<LogId<NodeId>>>(COMMITTED).ok().flatten().flatten();
