@@ -30,6 +30,12 @@ pub struct LatencyHistogram {
     pub counts: Vec<u64>,
 }
 
+/// A duration in whole microseconds (saturating), the unit of the
+/// buckets and of the timing fields nodes log.
+pub fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros().try_into().unwrap_or(u64::MAX)
+}
+
 /// The bucket of a latency of `us` microseconds: exact below 32 µs, then
 /// 32 buckets per doubling.
 pub fn bucket_of(us: u64) -> usize {
@@ -125,6 +131,13 @@ mod tests {
                 assert!(top - us <= us / 32, "{us} µs read as {top}");
             }
         }
+    }
+
+    #[test]
+    fn durations_become_whole_microseconds_and_saturate() {
+        assert_eq!(micros(std::time::Duration::from_nanos(5_999)), 5);
+        assert_eq!(micros(std::time::Duration::from_millis(3)), 3_000);
+        assert_eq!(micros(std::time::Duration::MAX), u64::MAX);
     }
 
     #[test]

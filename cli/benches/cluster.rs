@@ -46,7 +46,7 @@ use bm_api::jobs::JobSubmit;
 use bm_api::latency::LatencyHistogram;
 use bm_api::Client;
 use bm_node::config::RaftTuning;
-use common::{default_target, test_tuning};
+use common::default_target;
 use support::{env_num, loadavg, machine, ms, pct, Nodes};
 
 const WARM_UP: Duration = Duration::from_secs(2);
@@ -494,7 +494,7 @@ async fn main() -> anyhow::Result<()> {
     throughput(secs).await?;
 
     let mut rows = Vec::new();
-    for (name, tuning) in [("default", RaftTuning::default()), ("test", test_tuning())] {
+    for (name, tuning) in [("default", RaftTuning::default()), ("test", RaftTuning::frequent_snapshots())] {
         let r = failover(name, tuning.clone(), trials).await?;
         rows.push((name, tuning, r));
     }

@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 
 use bm_api::jobs::{JobState, JobSubmit};
 use bm_api::Client;
-use common::{default_target, factory, test_tuning, Cluster};
+use bm_node::config::RaftTuning;
+use common::{default_target, factory, Cluster};
 
 /// Lines the job prints, one every 20 ms (about 8 s in all).
 const LINES: usize = 400;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_node_is_killed_reconnects_and_every_node_serves_the_whole_log() {
-    let mut c = Cluster::start(3, test_tuning()).await;
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     let admin = c.client();
     default_target(&admin).await;
     let _factory = factory(&c).await;

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bm_api::jobs::JobListQuery;
-use common::{default_target, test_tuning, write_load, Cluster};
+use bm_node::config::RaftTuning;
+use common::{default_target, write_load, Cluster};
 
 /// Every job id each running node holds (a local read on each node).
 async fn jobs_on(c: &Cluster, id: u64) -> BTreeSet<String> {
@@ -42,7 +43,7 @@ async fn setup(c: &Cluster) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_loses_nothing_and_a_restarted_node_catches_up_by_snapshot() {
-    let mut c = Cluster::start(3, test_tuning()).await;
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let load = tokio::spawn(write_load(c.client(), 8, rx));
@@ -53,7 +54,7 @@ async fn leader_kill_loses_nothing_and_a_restarted_node_catches_up_by_snapshot()
     assert_ne!(old, new);
     // Enough writes while it is down that it must be sent a snapshot.
     let before = leader_last_log(&c).await;
-    while leader_last_log(&c).await < before + 3 * test_tuning().snapshot_every {
+    while leader_last_log(&c).await < before + 3 * RaftTuning::frequent_snapshots().snapshot_every {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     c.spawn(old);
@@ -69,7 +70,7 @@ async fn leader_kill_loses_nothing_and_a_restarted_node_catches_up_by_snapshot()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minority_cannot_commit_and_the_majority_goes_on() {
-    let c = Cluster::start(3, test_tuning()).await;
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     let old = c.wait_leader(Duration::from_secs(10)).await;
     let others: Vec<u64> = c.procs.keys().copied().filter(|id| *id != old).collect();
@@ -91,7 +92,7 @@ async fn a_minority_cannot_commit_and_the_majority_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn membership_three_to_five_to_three_under_load() {
-    let mut c = Cluster::start(3, test_tuning()).await;
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     c.new_node(4).await;
     c.new_node(5).await;
@@ -130,7 +131,7 @@ async fn membership_three_to_five_to_three_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leadership_transfer_moves_the_leader() {
-    let c = Cluster::start(3, test_tuning()).await;
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     let old = c.wait_leader(Duration::from_secs(10)).await;
     let to = c.procs.keys().copied().find(|id| *id != old).unwrap();
@@ -143,7 +144,7 @@ async fn leadership_transfer_moves_the_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_take_writes_and_linearizable_reads() {
-    let c = Cluster::start(3, test_tuning()).await;
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     let leader = c.wait_leader(Duration::from_secs(10)).await;
     for id in c.procs.keys().copied().filter(|id| *id != leader) {
@@ -160,7 +161,7 @@ async fn followers_take_writes_and_linearizable_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_just_submitted_elsewhere_is_never_missing_on_a_follower() {
-    let c = Cluster::start(3, test_tuning()).await;
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     let leader = c.wait_leader(Duration::from_secs(10)).await;
     let follower = c.procs.keys().copied().find(|id| *id != leader).unwrap();
@@ -191,7 +192,7 @@ async fn a_job_just_submitted_elsewhere_is_never_missing_on_a_follower() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_for_a_while_rejoins_without_disturbing_the_leader() {
-    let c = Cluster::start(3, test_tuning()).await;
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     // Let the first election settle.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -216,7 +217,7 @@ async fn a_node_cut_off_for_a_while_rejoins_without_disturbing_the_leader() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_from_one_follower_restores_the_whole_cluster() {
-    let mut c = Cluster::start(3, test_tuning()).await;
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     setup(&c).await;
     let admin = c.client();
     let mut acked = Vec::new();

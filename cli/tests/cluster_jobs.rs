@@ -8,11 +8,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bm_api::jobs::{JobState, JobSubmit};
-use common::{default_target, factory, test_tuning, Cluster};
+use bm_node::config::RaftTuning;
+use common::{default_target, factory, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
-    let mut c = Cluster::start(3, test_tuning()).await;
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     let admin = c.client();
     default_target(&admin).await;
     let _factory = factory(&c).await;
@@ -70,7 +71,7 @@ fn sha256_hex(b: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every_node() {
-    let mut c = Cluster::start(3, test_tuning()).await;
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
     let admin = c.client();
     default_target(&admin).await;
     let _factory = factory(&c).await;

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use bm_api::factories::FactoryCreate;
 use bm_api::jobs::{JobState, JobSubmit};
-use common::{default_target, test_tuning, Cluster, Proc};
+use bm_node::config::RaftTuning;
+use common::{default_target, Cluster, Proc};
 
 /// Starts `bm local factory` on `dir` with `token`, logging to `log`.
 fn factory(c: &Cluster, token: &str, dir: &Path, log: &str) -> Proc {
@@ -48,7 +49,7 @@ fn sleepers(mark: &str) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_factory_killed_with_sigkill_leaves_nothing_running_once_restarted() {
-    let c = Cluster::start(1, test_tuning()).await;
+    let c = Cluster::start(1, RaftTuning::frequent_snapshots()).await;
     let admin = c.client();
     default_target(&admin).await;
     let f = admin.factory_create(&FactoryCreate { name: "crashy".into() }).await.unwrap();

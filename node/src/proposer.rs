@@ -110,7 +110,7 @@ impl Latencies {
     }
 
     fn record(&self, since: Instant) {
-        let us = since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let us = bm_api::latency::micros(since.elapsed());
         self.0[bm_api::latency::bucket_of(us)].fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -17,6 +17,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{mpsc, Arc, Mutex};
 
+use bm_api::latency::micros;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
@@ -299,11 +300,6 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         Ok(out)
     }
-}
-
-/// A duration in whole microseconds, for log fields.
-pub(crate) fn micros(d: std::time::Duration) -> u64 {
-    d.as_micros().try_into().unwrap_or(u64::MAX)
 }
 
 /// Payload bytes one AppendEntries carries at most (unless its first entry

@@ -44,20 +44,20 @@ thread_local! {
 /// the two) panics with a message instead. Costs a thread-local flag.
 /// Not `Send`, so that it cannot be held across an `.await` (where another
 /// task on this thread would take it for a nested lock).
-struct LockDepth(std::marker::PhantomData<*const ()>);
+struct LockHeld(std::marker::PhantomData<*const ()>);
 
-impl LockDepth {
+impl LockHeld {
     fn enter(what: &str) -> Self {
         let again = HELD.with(|h| h.replace(true));
         assert!(
             !again,
             "state {what} while this thread already holds the state lock: a nested lock deadlocks the node"
         );
-        LockDepth(std::marker::PhantomData)
+        LockHeld(std::marker::PhantomData)
     }
 }
 
-impl Drop for LockDepth {
+impl Drop for LockHeld {
     fn drop(&mut self) {
         HELD.with(|h| h.set(false));
     }
@@ -113,14 +113,14 @@ impl<M: Machine> SmStore<M> {
     /// `f` must not read the state again: the lock is not reentrant, and a
     /// second read waits behind any writer queued after the first, which
     /// waits for the first read: the node stops. Such a nested read panics
-    /// at once (see [`LockDepth`]) instead of deadlocking only under load.
+    /// at once (see [`LockHeld`]) instead of deadlocking only under load.
     pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
-        let _held = LockDepth::enter("read");
+        let _held = LockHeld::enter("read");
         f(&self.inner.read().expect("state lock poisoned").machine)
     }
 
-    fn write(&self) -> (LockDepth, std::sync::RwLockWriteGuard<'_, Inner<M>>) {
-        let held = LockDepth::enter("write");
+    fn write(&self) -> (LockHeld, std::sync::RwLockWriteGuard<'_, Inner<M>>) {
+        let held = LockHeld::enter("write");
         (held, self.inner.write().expect("state lock poisoned"))
     }
 
@@ -213,7 +213,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
     async fn applied_state(
         &mut self,
     ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, NodeInfo>), StorageError<NodeId>> {
-        let _held = LockDepth::enter("read");
+        let _held = LockHeld::enter("read");
         let inner = self.inner.read().expect("state lock poisoned");
         Ok((inner.last_applied, inner.membership.clone()))
     }

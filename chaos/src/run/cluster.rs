@@ -42,11 +42,6 @@ pub struct ProcCluster {
     token: String,
 }
 
-/// Raft timing for chaos runs: frequent snapshots, as in the cluster tests.
-pub fn chaos_tuning() -> RaftTuning {
-    RaftTuning::frequent_snapshots()
-}
-
 /// Sets the worker lease in a node's config file, where the cluster files wrote the default.
 fn set_lease(config: &Path, lease: Duration) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(config)?;
@@ -84,8 +79,8 @@ impl ProcCluster {
             planned.insert(id, node);
         }
         let list: Vec<PlannedNode> = planned.values().cloned().collect();
-        let configs =
-            files::init_cluster(&dir.join("c"), &list, chaos_tuning()).context("cannot write the cluster files")?;
+        let configs = files::init_cluster(&dir.join("c"), &list, RaftTuning::frequent_snapshots())
+            .context("cannot write the cluster files")?;
         for c in &configs {
             set_lease(c, lease)?;
         }

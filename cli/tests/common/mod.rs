@@ -42,11 +42,6 @@ fn free_udp() -> SocketAddr {
     std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
-/// Raft timing for tests: frequent snapshots.
-pub fn test_tuning() -> RaftTuning {
-    RaftTuning::frequent_snapshots()
-}
-
 impl Cluster {
     /// Writes the files of `voters` initial voters (ids 1..=voters) and
     /// starts them.

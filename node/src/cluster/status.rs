@@ -77,7 +77,7 @@ async fn ask(node: &Node, peer_addr: &str) -> (String, Option<u64>, Option<NodeS
     let start = Instant::now();
     match forward::call(ep, peer_addr, &PeerCall::Status, ASK_TIMEOUT).await {
         Ok(Called::Ok(bytes)) => match codec::decode::<NodeStatus>("node status", &bytes) {
-            Ok(s) => ("ok".into(), Some(start.elapsed().as_micros() as u64), Some(s)),
+            Ok(s) => ("ok".into(), Some(bm_api::latency::micros(start.elapsed())), Some(s)),
             Err(e) => (format!("bad answer: {e}"), None, None),
         },
         Ok(Called::NotLeader) => ("bad answer: not leader".into(), None, None),

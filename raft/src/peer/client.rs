@@ -97,7 +97,7 @@ impl Client {
             peer = addr,
             request = req.kind(),
             bytes = body.len(),
-            micros = crate::log_store::micros(started.elapsed()),
+            micros = bm_api::latency::micros(started.elapsed()),
             ok = matches!(res, Ok(Ok(_))),
             "peer call done"
         );

@@ -114,8 +114,8 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, peer: SocketAd
         peer = %peer,
         request = kind,
         bytes = size,
-        decode_micros = crate::log_store::micros(decoded - received),
-        answer_micros = crate::log_store::micros(decoded.elapsed()),
+        decode_micros = bm_api::latency::micros(decoded - received),
+        answer_micros = bm_api::latency::micros(decoded.elapsed()),
         "peer request answered"
     );
     let bytes = match codec::encode("peer response", &resp) {
