@@ -372,7 +372,7 @@ async fn limits_cut_a_long_log_and_refuse_a_big_or_extra_output_with_a_clear_cau
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_purges_old_logs_and_outputs_and_collects_their_blobs() {
+async fn retention_purges_old_logs_and_outputs_and_collects_their_blobs_and_chunks() {
     let fx = fixture_with(|cfg| {
         cfg.retention.purge_after_secs = Some(1);
         cfg.retention.check_every_secs = 1;
@@ -380,11 +380,27 @@ async fn retention_purges_old_logs_and_outputs_and_collects_their_blobs() {
     })
     .await;
     let blobs = fx.node.node.config().data_dir.join("blobs");
-    let j = fx.admin.job_submit(&job(&format!("{TMP}; echo kept > $T/k.txt; echo hi"), &["/tmp/k.txt"])).await.unwrap();
+    let chunks = fx.node.node.chunks().store.clone();
+    // Thousands of lines at once: the agent ships them in batches too large
+    // to go through Raft inline, so the log is stored as log chunks.
+    let j =
+        fx.admin.job_submit(&job(&format!("{TMP}; echo kept > $T/k.txt; seq 1 5000"), &["/tmp/k.txt"])).await.unwrap();
     let _agent = start_agent(&fx).await;
     let done = wait_terminal(&fx.admin, &j.id).await;
     assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
     assert_eq!(walk_files(&blobs), 1, "the output's blob is stored in {}", blobs.display());
+    assert!(chunks.count() > 0, "the log went through Raft inline");
+    let mut lines = Vec::new();
+    loop {
+        let page = fx.admin.job_events(&j.id, lines.len() as u64, None).await.unwrap().events;
+        if page.is_empty() {
+            break;
+        }
+        lines.extend(page);
+    }
+    let stdout: Vec<String> = lines.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.clone()).collect();
+    assert_eq!(stdout, (1..=5000).map(|i| i.to_string()).collect::<Vec<_>>(), "the log read back through its chunks");
+    assert!(lines.iter().enumerate().all(|(i, e)| e.seq == i as u64), "numbered without gaps");
     assert_eq!(fx.admin.job_outputs(&j.id).await.unwrap().len(), 1);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -398,11 +414,11 @@ async fn retention_purges_old_logs_and_outputs_and_collects_their_blobs() {
     assert!(fx.admin.job_outputs(&j.id).await.unwrap().is_empty());
     let ev = fx.admin.job_events(&j.id, 0, None).await.unwrap().events;
     assert!(ev.iter().all(|e| e.stream == "control") && ev.iter().any(|e| e.payload.contains("purged")), "{ev:?}");
-    // The output's file goes too.
-    let count = || walk_files(&blobs);
+    // The output's file and the log's chunks go too.
+    let count = || (walk_files(&blobs), chunks.count());
     let deadline = Instant::now() + Duration::from_secs(30);
-    while count() > 0 {
-        assert!(Instant::now() < deadline, "blob files left in {}", blobs.display());
+    while count() != (0, 0) {
+        assert!(Instant::now() < deadline, "blob files and log chunks left: {:?}", count());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

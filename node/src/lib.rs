@@ -3,6 +3,7 @@
 pub mod agent_link;
 pub mod auth;
 pub mod blobs;
+pub mod chunks;
 pub mod cluster;
 pub mod config;
 pub mod heartbeats;

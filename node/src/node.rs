@@ -30,6 +30,7 @@ struct Inner {
     sm: SmStore<Replicated>,
     admin_hash: String,
     blobs: Blobs,
+    chunks: crate::chunks::Chunks,
     proposer: Proposer,
     heartbeats: crate::heartbeats::Heartbeats,
     config: NodeConfig,
@@ -108,6 +109,10 @@ impl Node {
             }
         };
         let blobs = Blobs::new(config.data_dir.join("blobs"));
+        let chunks = crate::chunks::Chunks {
+            store: crate::chunks::ChunkStore::open(&config.data_dir.join("chunks"))?,
+            cache: Default::default(),
+        };
         let pause = WritePause::default();
         let proposer = Proposer::start(raft.clone(), config.id, peer.clone(), pause.clone());
         let node = Self {
@@ -117,6 +122,7 @@ impl Node {
                 sm,
                 admin_hash: auth::hash_token(&admin),
                 blobs,
+                chunks,
                 proposer,
                 heartbeats: Default::default(),
                 config,
@@ -207,6 +213,11 @@ impl Node {
         &self.inner.blobs
     }
 
+    /// The log chunk store and its cache.
+    pub fn chunks(&self) -> &crate::chunks::Chunks {
+        &self.inner.chunks
+    }
+
     /// Hash of the admin token.
     pub fn admin_hash(&self) -> &str {
         &self.inner.admin_hash
@@ -222,6 +233,23 @@ impl Node {
     /// On a follower, the leader confirms it leads and names the index to
     /// wait for (read-index); the read is then served here.
     pub async fn read_linearizable<R>(&self, f: impl FnOnce(&State) -> R) -> Result<R, ApiError> {
+        let deadline = tokio::time::Instant::now() + forward::CALL_TIMEOUT;
+        // A node that believed it led may find, when it asks its peers,
+        // that it lost the lead meanwhile: the read then goes to the new
+        // leader once one is known, within the same time limit.
+        while !self.read_index_reached().await? {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ApiError::new(ErrorCode::Unavailable, "no leader could confirm a read; retry"));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(self.read(f))
+    }
+
+    /// Waits until this node has applied what the leader committed (asking
+    /// the leader, or confirming with a quorum that this node leads).
+    /// False when this node found it no longer leads.
+    async fn read_index_reached(&self) -> Result<bool, ApiError> {
         let raft = &self.inner.raft;
         let remote = match (&self.inner.peer, forward::leader(raft, self.id())) {
             (Some(ep), Leader::Other { .. } | Leader::Unknown) => {
@@ -237,21 +265,23 @@ impl Node {
                     .applied_index_at_least(idx, "read index applied")
                     .await
                     .map_err(|e| ApiError::new(ErrorCode::Unavailable, format!("this node is not catching up: {e}")))?;
+                Ok(true)
             }
             None => {
                 let confirm = tokio::time::timeout(forward::CALL_TIMEOUT, raft.ensure_linearizable());
                 let confirmed = confirm.await.map_err(|_| {
                     ApiError::new(ErrorCode::Unavailable, "no quorum confirmed this node still leads; retry")
                 })?;
-                confirmed.map_err(|e| match e {
-                    RaftError::APIError(e) => {
-                        ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}"))
+                match confirmed {
+                    Ok(_) => Ok(true),
+                    Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(_))) => Ok(false),
+                    Err(RaftError::APIError(e)) => {
+                        Err(ApiError::new(ErrorCode::Unavailable, format!("cannot confirm leadership: {e}")))
                     }
-                    RaftError::Fatal(e) => ApiError::new(ErrorCode::Internal, format!("raft stopped: {e}")),
-                })?;
+                    Err(RaftError::Fatal(e)) => Err(ApiError::new(ErrorCode::Internal, format!("raft stopped: {e}"))),
+                }
             }
         }
-        Ok(self.read(f))
     }
 
     /// Reads the local state like [`Node::read`], but when `f` finds

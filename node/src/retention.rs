@@ -1,7 +1,7 @@
 //! Retention: the leader purges the logs and outputs of jobs that ended
 //! longer ago than `retention.purge_after_secs`, and every node deletes the
-//! blob files nothing refers to any more (after a grace period, since an
-//! upload is stored before its reference is committed).
+//! blob files and log chunks nothing refers to any more (after a grace
+//! period, since bytes are stored before their reference is committed).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -28,6 +28,11 @@ pub fn referenced(s: &State) -> BTreeSet<String> {
     outputs.chain(s.published.values().map(|p| p.sha256.clone())).collect()
 }
 
+/// Every log chunk a job's log refers to.
+pub fn referenced_chunks(s: &State) -> BTreeSet<[u8; 32]> {
+    s.jobs.values().flat_map(|j| j.events.chunks().copied()).collect()
+}
+
 /// Runs for as long as the node runs.
 pub async fn run(node: Node) {
     let r = node.config().retention.clone();
@@ -46,6 +51,13 @@ pub async fn run(node: Node) {
         let removed = node.blobs().collect_garbage(&keep, Duration::from_secs(r.gc_grace_secs)).await;
         if removed > 0 {
             tracing::info!(removed, "deleted unreferenced blobs");
+        }
+        let keep = node.read(referenced_chunks);
+        let (store, grace) = (node.chunks().store.clone(), Duration::from_secs(r.gc_grace_secs));
+        match tokio::task::spawn_blocking(move || store.collect_garbage(&keep, grace)).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "deleted unreferenced log chunks"),
+            Err(e) => tracing::warn!(error = %e, "log chunk collection stopped"),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The repair pass: every node copies the referenced blobs it lacks, so a
-//! blob lost with a node is back on every node once they run again.
+//! The repair pass: every node copies the referenced blobs and log chunks
+//! it lacks, so bytes lost with a node are back on every node once they
+//! run again.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -19,8 +20,8 @@ pub async fn run(node: Node) {
     }
 }
 
-/// One pass: copies every referenced blob missing here. Returns how many
-/// it copied.
+/// One pass: copies every referenced blob and log chunk missing here.
+/// Returns how many it copied.
 pub async fn pass(node: &Node) -> usize {
     node.blobs().sweep_staging(Duration::from_secs(3600)).await;
     let wanted: BTreeSet<String> =
@@ -35,8 +36,20 @@ pub async fn pass(node: &Node) -> usize {
             Err(e) => tracing::warn!(%sha, error = %e, "repair: cannot copy a missing blob"),
         }
     }
+    let chunks = node.read(crate::retention::referenced_chunks);
+    for sha in chunks {
+        if node.chunks().store.has(&sha) {
+            continue;
+        }
+        match crate::chunks::fetch::copy_from_peer(node, &sha).await {
+            Ok(_) => copied += 1,
+            Err(e) => {
+                tracing::warn!(sha = %crate::chunks::hex(&sha), error = %e, "repair: cannot copy a missing log chunk")
+            }
+        }
+    }
     if copied > 0 {
-        tracing::info!(copied, "repair: copied missing blobs");
+        tracing::info!(copied, "repair: copied missing blobs and log chunks");
     }
     copied
 }

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use super::CHUNK;
 use crate::cluster::forward::{self, Called};
 use crate::cluster::proto::PeerCall;
+use crate::cluster::quorum;
 use crate::node::Node;
 
 /// Longest one piece may take to reach a peer.
@@ -63,22 +64,21 @@ pub async fn store_stream(
         let (tx, rx) = mpsc::unbounded_channel();
         Sink { tx, done: tokio::spawn(keep_here(node.clone(), upload.clone(), rx)) }
     };
-    // (voter, node id, sink) for every other member.
-    let mut peers = Vec::new();
-    let mut needed = 0;
-    if let Some(ep) = node.peer().cloned() {
-        let membership = node.raft().metrics().borrow().membership_config.membership().clone();
-        let voters: Vec<u64> = membership.voter_ids().collect();
-        needed = (voters.len() / 2 + 1).saturating_sub(usize::from(voters.contains(&node.id())));
-        for (id, info) in membership.nodes().filter(|(id, _)| **id != node.id()) {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let done = tokio::spawn(send_to_peer(ep.clone(), info.peer_addr.clone(), upload.clone(), rx));
-            peers.push((voters.contains(id), *id, Sink { tx, done }));
-        }
-    }
+    let (needed, others) = quorum::copies(node);
+    let peers: Vec<(quorum::Copy, Sink)> = match node.peer() {
+        None => Vec::new(),
+        Some(ep) => others
+            .into_iter()
+            .map(|copy| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                let done = tokio::spawn(send_to_peer(ep.clone(), copy.addr.clone(), upload.clone(), rx));
+                (copy, Sink { tx, done })
+            })
+            .collect(),
+    };
     let send = |p: Piece| {
         let _ = local.tx.send(p.clone());
-        for (_, _, s) in &peers {
+        for (_, s) in &peers {
             let _ = s.tx.send(p.clone());
         }
     };
@@ -122,29 +122,13 @@ pub async fn store_stream(
     let sha = sha.expect("the loop ends with the sha256");
 
     let internal = |e: tokio::task::JoinError| ApiError::new(ErrorCode::Internal, e.to_string());
-    let remote = async {
-        let mut pending: FuturesUnordered<_> =
-            peers.into_iter().map(|(voter, id, s)| async move { (voter, id, s.done.await) }).collect();
-        let (mut acked, mut errors) = (0, Vec::new());
-        while acked < needed {
-            match pending.next().await {
-                Some((voter, _, Ok(Ok(())))) => acked += usize::from(voter),
-                Some((_, id, Ok(Err(e)))) => errors.push(format!("node {id}: {}", e.message)),
-                Some((_, id, Err(e))) => errors.push(format!("node {id}: {e}")),
-                None => {
-                    return Err(ApiError::new(
-                        ErrorCode::Unavailable,
-                        format!(
-                            "the upload reached {acked} of the {needed} other voters it needs: {}",
-                            errors.join("; ")
-                        ),
-                    ))
-                }
-            }
-        }
-        // The remaining copies finish on their own (their tasks run on).
-        Ok(())
-    };
+    // The copies still running once enough have landed finish on their
+    // own (their tasks run on).
+    let remote = quorum::wait(
+        "the upload",
+        needed,
+        peers.into_iter().map(|(copy, s)| (copy, async move { s.done.await.map_err(internal)? })).collect(),
+    );
     let here = async { local.done.await.map_err(internal)? };
     tokio::try_join!(here, remote)?;
     Ok(sha)

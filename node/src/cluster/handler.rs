@@ -68,6 +68,17 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
                 Err(e) => Answer::Err(ApiError::new(ErrorCode::NotFound, format!("blob {sha}: {e}"))),
             }
         }
+        PeerCall::ChunkPut { sha, bytes } => match crate::chunks::replicate::keep(node, sha, bytes).await {
+            Ok(()) => Answer::Ok(Vec::new()),
+            Err(e) => Answer::Err(e),
+        },
+        PeerCall::ChunkGet { sha } => match node.chunks().store.get(&sha) {
+            Ok(b) => Answer::Ok(b.map(|b| b.to_vec()).unwrap_or_default()),
+            Err(e) => Answer::Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("log chunk {} unreadable: {e}", crate::chunks::hex(&sha)),
+            )),
+        },
         PeerCall::Status => ok("node status", &super::status::local(node).await),
         PeerCall::Heartbeats(workers) => {
             for w in workers {

@@ -9,4 +9,5 @@ pub mod heartbeat_push;
 pub mod membership;
 pub mod prevote;
 pub mod proto;
+pub mod quorum;
 pub mod status;

@@ -46,6 +46,20 @@ pub enum PeerCall {
         /// Most bytes to answer.
         len: u64,
     },
+    /// A log chunk to keep (see `chunks::replicate`); answered once it is
+    /// on the receiver's disk.
+    ChunkPut {
+        /// Its sha256, which the receiver checks.
+        sha: [u8; 32],
+        /// The packed chunk.
+        #[serde(with = "bm_raft::bytes")]
+        bytes: Vec<u8>,
+    },
+    /// A log chunk, answered empty when the receiver lacks it.
+    ChunkGet {
+        /// Its sha256.
+        sha: [u8; 32],
+    },
     /// Part of a leadership transfer: the receiver stops (or resumes)
     /// starting elections, or, if it is the new leader-to-be, starts one.
     Transfer(TransferStep),

@@ -20,6 +20,8 @@ use warp::Reply as _;
 use super::users::unexpected;
 use super::{reply, Ctx};
 use crate::auth::{hash_token, Caller};
+use crate::chunks::INLINE_MAX;
+use crate::sm::command::ChunkRef;
 use crate::sm::{Command, EventIn, EventLog, Fence, Reply, State};
 
 /// Longest instruction long-poll.
@@ -178,7 +180,20 @@ pub async fn events_with(ctx: &Ctx, job: String, up: EventsUpload) -> Result<u64
     .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("events of job {job}: {e}")))?;
     let first = up.first;
     let max_log_bytes = Some(ctx.node.config().limits.max_log_bytes);
-    match fenced(ctx, up.epoch, |fence| Command::JobEvents { job, fence, first, events, max_log_bytes }).await? {
+    let cmd: Box<dyn FnOnce(Fence) -> Command + Send> = if events.packed_len() <= INLINE_MAX {
+        Box::new(move |fence| Command::JobEvents { job, fence, first, events, max_log_bytes })
+    } else {
+        // Only a worker's own batches are stored (the fence is checked when
+        // the reference is applied; a stale one leaves an unreferenced
+        // chunk for garbage collection).
+        worker(ctx)?;
+        let lens = (0..events.len()).map(|i| events.payload_len(i)).collect();
+        let time = events.get(0).map(|e| e.time).unwrap_or_else(chrono::Utc::now);
+        let sha = crate::chunks::replicate::store(&ctx.node, events).await?;
+        let chunk = ChunkRef { sha, lens, time };
+        Box::new(move |fence| Command::JobChunk { job, fence, first, chunk, max_log_bytes })
+    };
+    match fenced(ctx, up.epoch, cmd).await? {
         Reply::Appended(next) => Ok(next),
         other => Err(unexpected(other)),
     }

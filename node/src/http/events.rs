@@ -1,10 +1,12 @@
 //! A job's event stream: long-poll and server-sent events.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use bm_api::jobs::{EventsPage, EventsQuery};
-use bm_api::ApiError;
+use bm_api::jobs::{EventsPage, EventsQuery, JobState};
+use bm_api::{ApiError, ErrorCode};
 use futures::Stream;
 use tokio::time::Instant;
 use warp::reply::Response;
@@ -12,20 +14,42 @@ use warp::Reply as _;
 
 use super::jobs::{me, visible};
 use super::{reply, Ctx};
+use crate::sm::joblog::LogView;
+use crate::sm::EventLog;
 
 /// Most events one page carries.
 const PAGE: u64 = 10_000;
 /// Longest long-poll.
 const MAX_WAIT: u64 = 60;
 
-fn page_of(s: &crate::sm::State, me: &str, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
+/// The part of a job's log a page holds, taken out of the state.
+type PageView = (LogView, JobState);
+
+fn view_of(s: &crate::sm::State, me: &str, job: &str, minseq: u64) -> Result<PageView, ApiError> {
     let rec = visible(s, me, job)?;
-    Ok(EventsPage { events: rec.events.page(minseq, minseq.saturating_add(PAGE)), job_state: rec.job.state })
+    Ok((rec.events.view(minseq, minseq.saturating_add(PAGE)), rec.job.state))
 }
 
-fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
+/// The page's events, with the log chunks it names read from this node
+/// (or a peer, when this node lacks one).
+async fn resolve(ctx: &Ctx, (view, job_state): PageView) -> Result<EventsPage, ApiError> {
+    let shas = view.chunks();
+    let loaded =
+        futures::future::try_join_all(shas.iter().map(|sha| crate::chunks::fetch::load(&ctx.node, sha))).await?;
+    let chunks: HashMap<[u8; 32], Arc<EventLog>> = shas.into_iter().zip(loaded).collect();
+    let events = view.events(|sha| chunks.get(sha).cloned()).map_err(|sha| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("log chunk {} holds fewer events than the job's log says", crate::chunks::hex(&sha)),
+        )
+    })?;
+    Ok(EventsPage { events, job_state })
+}
+
+async fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
     let me = me(ctx)?;
-    ctx.node.read(|s| page_of(s, &me, job, minseq))
+    let view = ctx.node.read(|s| view_of(s, &me, job, minseq))?;
+    resolve(ctx, view).await
 }
 
 /// The first page of a request: a job this node does not know yet is
@@ -33,7 +57,8 @@ fn page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
 /// submitted through another node is followed, not refused.
 async fn first_page(ctx: &Ctx, job: &str, minseq: u64) -> Result<EventsPage, ApiError> {
     let me = me(ctx)?;
-    ctx.node.read_found(|s| page_of(s, &me, job, minseq)).await
+    let view = ctx.node.read_found(|s| view_of(s, &me, job, minseq)).await?;
+    resolve(ctx, view).await
 }
 
 /// Events from `minseq`; with `wait`, holds the request until there are
@@ -47,12 +72,12 @@ pub async fn long_poll(ctx: Ctx, job: String, raw_query: String) -> Result<Event
     first_page(&ctx, &job, q.minseq).await?;
     loop {
         watch.borrow_and_update();
-        let p = page(&ctx, &job, q.minseq)?;
+        let p = page(&ctx, &job, q.minseq).await?;
         if !p.events.is_empty() || p.job_state.is_terminal() || Instant::now() >= deadline {
             return Ok(p);
         }
         if tokio::time::timeout_at(deadline, watch.changed()).await.is_err() {
-            return page(&ctx, &job, q.minseq);
+            return page(&ctx, &job, q.minseq).await;
         }
     }
 }
@@ -92,7 +117,15 @@ fn event_stream(ctx: Ctx, job: String, minseq: u64) -> impl Stream<Item = Result
                 return None;
             }
             watch.borrow_and_update();
-            let p = page(&ctx, &job, next).ok()?;
+            let p = match page(&ctx, &job, next).await {
+                Ok(p) => p,
+                // A log chunk no reachable node could give yet: try again.
+                Err(e) if e.code == ErrorCode::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(_) => return None,
+            };
             if p.events.is_empty() {
                 if p.job_state.is_terminal() {
                     done = true;

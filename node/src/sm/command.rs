@@ -40,6 +40,20 @@ pub struct EventIn {
     pub payload: String,
 }
 
+/// A batch of agent events stored as a log chunk (see `chunks`): what the
+/// state needs to number the events and hold a job's log to its size
+/// limit, without their text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    /// The chunk's sha256.
+    pub sha: [u8; 32],
+    /// Each event's payload length in bytes, in order.
+    pub lens: Vec<u64>,
+    /// The first event's time: a note that the log was truncated, made by
+    /// this batch, carries it.
+    pub time: Time,
+}
+
 /// A state change, replicated through Raft.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -85,6 +99,9 @@ pub enum Command {
     JobStart { job: String, fence: Fence, time: Time },
     /// Agent: log lines and control messages.
     JobEvents { job: String, fence: Fence, first: Option<u64>, events: EventLog, max_log_bytes: Option<u64> },
+    /// Agent: log lines and control messages stored as a log chunk on a
+    /// majority of the voters.
+    JobChunk { job: String, fence: Fence, first: Option<u64>, chunk: ChunkRef, max_log_bytes: Option<u64> },
     /// Agent: an output was stored.
     JobOutput { job: String, fence: Fence, output: JobOutput },
     /// Agent: the job finished.

@@ -140,6 +140,12 @@ impl EventLog {
         self.records.is_empty()
     }
 
+    /// Bytes packed: the records and the text (what decides whether a batch
+    /// goes through Raft inline or as a log chunk).
+    pub fn packed_len(&self) -> u64 {
+        (self.records.len() + self.text.len()) as u64
+    }
+
     /// Bytes of payload text, all events together.
     pub fn text_len(&self) -> u64 {
         self.text.len() as u64

@@ -9,7 +9,7 @@ use bm_api::output_rule::OutputRule;
 use bm_api::{ErrorCode, ADMIN};
 use serde::{Deserialize, Serialize};
 
-use super::command::{not_found, reject, Fence, Rejection};
+use super::command::{not_found, reject, ChunkRef, Fence, Rejection};
 use super::eventlog::EventLog;
 use super::joblog::JobLog;
 use super::{valid_name, Outcome, Reply, State, Time};
@@ -39,6 +39,16 @@ impl StoreRecord {
             time_update: self.time,
         }
     }
+}
+
+/// Which events of an agent batch a job's log takes.
+struct Kept {
+    /// Events before this one were taken before.
+    skip: u64,
+    /// Events from this one on are dropped (the log's size limit).
+    keep: u64,
+    /// This batch is the one that passes the limit.
+    truncates: bool,
 }
 
 /// A job with everything recorded about it.
@@ -73,6 +83,18 @@ impl JobRecord {
         // one is new: the message is then left out (the job's log says
         // enough already).
         let _ = self.events.push(stream, None, time, payload.as_ref());
+    }
+
+    /// Ends the log with a note once a batch passed the size limit (the
+    /// first dropped event's time is `dropped`); answers the next sequence
+    /// number.
+    fn note_truncation(&mut self, max_log_bytes: Option<u64>, dropped: Option<Time>) -> Reply {
+        if let (Some(max), Some(time), false) = (max_log_bytes, dropped, self.log_truncated) {
+            self.log_truncated = true;
+            let msg = format!("log truncated: the job's log reached its limit of {max} bytes; later output is dropped");
+            self.push_event("control", time, msg);
+        }
+        Reply::Appended(self.events.len())
     }
 
     pub(super) fn set_state(&mut self, state: JobState, time: Time, why: impl AsRef<str>) {
@@ -428,8 +450,43 @@ impl State {
         events: EventLog,
         max_log_bytes: Option<u64>,
     ) -> Outcome {
+        let lens: Vec<u64> = (0..events.len()).map(|i| events.payload_len(i)).collect();
+        let kept = self.take_events(job, fence, first, &lens, max_log_bytes)?;
+        let first_dropped = kept.truncates.then(|| events.get(kept.keep)).flatten().map(|e| e.time);
+        let rec = self.job_mut(job).expect("fenced");
+        rec.events.append_range(events, kept.skip, kept.keep);
+        Ok(rec.note_truncation(max_log_bytes, first_dropped))
+    }
+
+    pub(super) fn job_chunk(
+        &mut self,
+        job: &str,
+        fence: &Fence,
+        first: Option<u64>,
+        chunk: ChunkRef,
+        max_log_bytes: Option<u64>,
+    ) -> Outcome {
+        let kept = self.take_events(job, fence, first, &chunk.lens, max_log_bytes)?;
+        let rec = self.job_mut(job).expect("fenced");
+        rec.events.append_chunk(chunk.sha, kept.skip, kept.keep);
+        Ok(rec.note_truncation(max_log_bytes, kept.truncates.then_some(chunk.time)))
+    }
+
+    /// Which events of an agent batch (with these payload lengths) the
+    /// job's log takes: those already taken (a resent batch) are skipped,
+    /// and with a size limit, the first that would pass it ends the log.
+    /// Counts the kept events and bytes against the job.
+    fn take_events(
+        &mut self,
+        job: &str,
+        fence: &Fence,
+        first: Option<u64>,
+        lens: &[u64],
+        max_log_bytes: Option<u64>,
+    ) -> Result<Kept, Rejection> {
         self.fenced(job, fence)?;
         let rec = self.job_mut(job).expect("fenced");
+        let n = lens.len() as u64;
         let skip = match first {
             None => 0,
             Some(f) if f > rec.agent_events => {
@@ -438,19 +495,16 @@ impl State {
                     format!("events of job {job} start at {f} but {} came before: a gap", rec.agent_events),
                 )
             }
-            Some(f) => rec.agent_events - f,
+            Some(f) => (rec.agent_events - f).min(n),
         };
-        let n = events.len();
-        rec.agent_events += n.saturating_sub(skip);
-        // Events skip..keep are kept; with a size limit, the first that
-        // would pass it ends the log (a note says so) and drops the rest.
+        rec.agent_events += n - skip;
         let mut keep = n;
         let mut bytes = 0;
         if max_log_bytes.is_some() && rec.log_truncated {
             keep = skip;
         } else {
             for i in skip..n {
-                let len = events.payload_len(i);
+                let len = lens[i as usize];
                 if max_log_bytes.is_some_and(|max| rec.log_bytes + bytes + len > max) {
                     keep = i;
                     break;
@@ -458,18 +512,8 @@ impl State {
                 bytes += len;
             }
         }
-        let first_dropped = (keep < n).then(|| events.get(keep)).flatten();
-        rec.events.append_range(events, skip, keep);
         rec.log_bytes += bytes;
-        if !rec.log_truncated {
-            if let (Some(max), Some(first_dropped)) = (max_log_bytes, first_dropped) {
-                rec.log_truncated = true;
-                let msg =
-                    format!("log truncated: the job's log reached its limit of {max} bytes; later output is dropped");
-                rec.push_event("control", first_dropped.time, msg);
-            }
-        }
-        Ok(Reply::Appended(rec.events.len()))
+        Ok(Kept { skip, keep, truncates: keep < n && !rec.log_truncated })
     }
 
     pub(super) fn job_output(&mut self, job: &str, fence: &Fence, output: JobOutput) -> Outcome {

@@ -127,6 +127,9 @@ impl State {
             JobEvents { job, fence, first, events, max_log_bytes } => {
                 self.job_events(&job, &fence, first, events, max_log_bytes)
             }
+            JobChunk { job, fence, first, chunk, max_log_bytes } => {
+                self.job_chunk(&job, &fence, first, chunk, max_log_bytes)
+            }
             JobOutput { job, fence, output } => self.job_output(&job, &fence, output),
             JobFinish { job, fence, failure, time } => self.job_finish(&job, &fence, failure, time),
             JobTimeout { job, time } => self.job_timeout(&job, time),

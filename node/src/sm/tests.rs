@@ -13,6 +13,7 @@
 //!    [`Machine`] that Raft drives, and the fatality of malformed bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bm_api::jobs::{DependSubmit, JobOutput, JobState, JobSubmit, StorePut, TaskSpec};
 use bm_api::targets::TargetCreate;
@@ -22,6 +23,7 @@ use bm_raft::{codec, Machine};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use super::command::ChunkRef;
 use super::{Command, EventIn, EventLog, Fence, Outcome, Principal, Rejection, Replicated, Reply, State, Time};
 
 // ---------------------------------------------------------------------------
@@ -190,15 +192,18 @@ fn start_cmd(job: &str, fence: Fence) -> Command {
     Command::JobStart { job: job.into(), fence, time: t(6) }
 }
 
-fn events_cmd(job: &str, fence: Fence, lines: &[&str]) -> Command {
-    let events = EventLog::from_events(lines.iter().map(|l| EventIn {
+fn events_of(lines: &[&str]) -> EventLog {
+    EventLog::from_events(lines.iter().map(|l| EventIn {
         stream: "stdout".into(),
         task: Some(0),
         time: t(7),
         payload: l.to_string(),
     }))
-    .expect("times in range");
-    Command::JobEvents { job: job.into(), fence, first: None, events, max_log_bytes: None }
+    .expect("times in range")
+}
+
+fn events_cmd(job: &str, fence: Fence, lines: &[&str]) -> Command {
+    Command::JobEvents { job: job.into(), fence, first: None, events: events_of(lines), max_log_bytes: None }
 }
 
 fn output_cmd(job: &str, fence: Fence, path: &str) -> Command {
@@ -1219,6 +1224,41 @@ fn a_log_over_its_limit_is_cut_with_a_note_and_numbering_goes_on() {
 }
 
 #[test]
+fn a_log_chunk_is_numbered_deduplicated_and_held_to_the_limit_like_an_inline_batch() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
+    let f = running(&mut s, "J1", "W1");
+    let (c1, c2, c3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let chunk = |sha: [u8; 32], first: u64, lines: &[&str]| {
+        let lens = lines.iter().map(|l| l.len() as u64).collect();
+        let chunk = ChunkRef { sha, lens, time: t(8) };
+        Command::JobChunk { job: "J1".into(), fence: f.clone(), first: Some(first), chunk, max_log_bytes: Some(10) }
+    };
+    ok(&mut s, chunk(c1, 0, &["1234", "56"]));
+    // Sent again, then overlapping: only the new event is taken.
+    ok(&mut s, chunk(c1, 0, &["1234", "56"]));
+    let Reply::Appended(next) = ok(&mut s, chunk(c2, 1, &["56", "789", "abcdef"])) else { panic!("not appended") };
+    let rec = &s.jobs["J1"];
+    assert_eq!((rec.agent_events, rec.log_bytes), (4, 9), "the last line would pass the 10-byte limit");
+    assert_eq!(next, rec.events.len());
+    // Later chunks add nothing, and the note is made once.
+    ok(&mut s, chunk(c3, 4, &["x"]));
+    let rec = &s.jobs["J1"];
+    let refs: Vec<[u8; 32]> = rec.events.chunks().copied().collect();
+    assert_eq!(refs, [c1, c2], "an empty reference is not kept");
+    let (l1, l2) = (Arc::new(events_of(&["1234", "56"])), Arc::new(events_of(&["56", "789", "abcdef"])));
+    let all = rec.events.view(0, rec.events.len()).events(|sha| Some(if *sha == c1 { l1.clone() } else { l2.clone() }));
+    let all: Vec<String> = all.unwrap().into_iter().map(|e| e.payload).collect();
+    let truncated = all.iter().filter(|p| p.starts_with("log truncated")).count();
+    assert_eq!(&all[all.len() - 4..all.len() - 1], ["1234", "56", "789"], "{all:?}");
+    assert_eq!(truncated, 1, "{all:?}");
+    assert_eq!(crate::retention::referenced_chunks(&s), BTreeSet::from([c1, c2]));
+    ok(&mut s, finish_cmd("J1", f, None));
+    ok(&mut s, Command::PurgeJob { job: "J1".into(), time: t(60) });
+    assert!(crate::retention::referenced_chunks(&s).is_empty());
+}
+
+#[test]
 fn a_purged_job_keeps_its_record_but_not_its_log_or_outputs() {
     let mut s = world();
     ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
@@ -1648,7 +1688,9 @@ impl Model {
                     _ => return Err(Conflict),
                 }
             }
-            Command::JobEvents { job, fence, .. } | Command::JobOutput { job, fence, .. } => self.fenced(job, fence)?,
+            Command::JobEvents { job, fence, .. }
+            | Command::JobChunk { job, fence, .. }
+            | Command::JobOutput { job, fence, .. } => self.fenced(job, fence)?,
             Command::JobFinish { job, fence, failure, .. } => {
                 self.fenced(job, fence)?;
                 self.end_job(job, if failure.is_some() { JobState::Failed } else { JobState::Completed });
@@ -2067,7 +2109,15 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
                 payload: format!("line {step}.{i}"),
             }))
             .expect("times in range");
-            Command::JobEvents { fence: fence_for(m, &job, fence), job, first: None, events, max_log_bytes: None }
+            let fence = fence_for(m, &job, fence);
+            if step % 2 == 0 {
+                Command::JobEvents { fence, job, first: None, events, max_log_bytes: None }
+            } else {
+                // Every other batch goes as a log chunk (only its reference).
+                let lens = (0..events.len()).map(|i| events.payload_len(i)).collect();
+                let chunk = ChunkRef { sha: [step as u8; 32], lens, time };
+                Command::JobChunk { fence, job, first: None, chunk, max_log_bytes: None }
+            }
         }
         Op::Output { job, fence } => {
             let job = agent_job(job);
@@ -2189,7 +2239,9 @@ fn check_invariants(prev: &State, s: &State, cmd: &Command) {
             assert_eq!((w.state, w.job.as_ref(), w.epoch), (WorkerState::Assigned, Some(id), j.epoch), "{cmd:?}");
         }
         assert_eq!(j.state == JobState::Failed, j.failure.is_some(), "job {id}: failure iff failed, after {cmd:?}");
-        for (i, e) in rec.events.iter().enumerate() {
+        let chunk = Arc::new(events_of(&["x"; 8]));
+        let all = rec.events.view(0, rec.events.len()).events(|_| Some(chunk.clone())).expect("chunks given");
+        for (i, e) in all.iter().enumerate() {
             assert_eq!(e.seq, i as u64, "job {id} event numbering after {cmd:?}");
         }
         if let Some(before) = prev.jobs.get(id) {
@@ -2373,6 +2425,7 @@ fn the_random_histories_reach_every_job_state_and_accept_every_kind_of_step() {
         "BootstrapWorker",
         "JobStart",
         "JobEvents",
+        "JobChunk",
         "JobOutput",
         "JobFinish",
         "JobTimeout",

@@ -1,0 +1,55 @@
+//! Reading a chunk on any node: from the cache, this node's store, or a
+//! peer that has it (then kept here too).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bm_api::{ApiError, ErrorCode};
+
+use crate::cluster::forward::{self, Called};
+use crate::cluster::proto::PeerCall;
+use crate::node::Node;
+use crate::sm::EventLog;
+
+/// Longest a peer may take to answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The decoded chunk `sha`.
+pub async fn load(node: &Node, sha: &[u8; 32]) -> Result<Arc<EventLog>, ApiError> {
+    let chunks = node.chunks();
+    if let Some(log) = chunks.cache.get(sha) {
+        return Ok(log);
+    }
+    let bytes = match chunks.store.get(sha).map_err(|e| unreadable(sha, e))? {
+        Some(b) => b,
+        None => copy_from_peer(node, sha).await?,
+    };
+    let log = Arc::new(super::decode(&bytes).map_err(|e| unreadable(sha, e))?);
+    chunks.cache.insert(*sha, log.clone());
+    Ok(log)
+}
+
+/// Copies the chunk from the first peer that has it, and keeps it here.
+pub async fn copy_from_peer(node: &Node, sha: &[u8; 32]) -> Result<bytes::Bytes, ApiError> {
+    let name = super::hex(sha);
+    let Some(ep) = node.peer() else {
+        return Err(ApiError::new(ErrorCode::Internal, format!("log chunk {name} is missing from this node")));
+    };
+    let (_, others) = crate::cluster::quorum::copies(node);
+    let mut why = Vec::new();
+    for copy in others {
+        match forward::call(ep, &copy.addr, &PeerCall::ChunkGet { sha: *sha }, TIMEOUT).await {
+            Ok(Called::Ok(bytes)) if !bytes.is_empty() => {
+                super::replicate::keep(node, *sha, bytes.clone()).await?;
+                return Ok(bytes.into());
+            }
+            Ok(_) => why.push(format!("node {}: does not have it", copy.id)),
+            Err(e) => why.push(format!("node {}: {}", copy.id, e.message)),
+        }
+    }
+    Err(ApiError::new(ErrorCode::Unavailable, format!("no node could supply log chunk {name}: {}", why.join("; "))))
+}
+
+fn unreadable(sha: &[u8; 32], e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(ErrorCode::Internal, format!("log chunk {} unreadable: {e}", super::hex(sha)))
+}
