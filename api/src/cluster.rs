@@ -32,6 +32,10 @@ pub struct NodeStatus {
     /// Agents connected to this node over QUIC right now.
     #[serde(default)]
     pub agents: u64,
+    /// Log chunks on this node's disk (the bytes of large log batches,
+    /// which every node holds once repair has run).
+    #[serde(default)]
+    pub log_chunks: u64,
 }
 
 /// One member as seen from the node answering `GET /v1/cluster`.

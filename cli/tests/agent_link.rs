@@ -20,7 +20,12 @@ async fn an_agent_whose_node_is_killed_reconnects_and_every_node_serves_the_whol
     let admin = c.client();
     default_target(&admin).await;
     let _factory = factory(&c).await;
-    let script = format!("for i in $(seq 1 {LINES}); do echo line-$i; sleep 0.02; done\n");
+    // Every 100th line comes with a burst of 1,500 more, which the agent
+    // ships in batches large enough to go as log chunks.
+    let script = format!(
+        "for i in $(seq 1 {LINES}); do echo line-$i; \
+         if [ $((i % 100)) = 0 ]; then seq -f \"burst-$i-%g\" 1 1500; fi; sleep 0.02; done\n"
+    );
     let job = admin.job_submit(&JobSubmit::script("stream", "default", &script)).await.unwrap().id;
 
     // Find the node the running job's agent talks to, once some lines are in.
@@ -59,7 +64,12 @@ async fn an_agent_whose_node_is_killed_reconnects_and_every_node_serves_the_whol
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Every surviving node serves exactly what the program wrote.
-    let want: Vec<String> = (1..=LINES).map(|i| format!("line-{i}")).collect();
+    let want: Vec<String> = (1..=LINES)
+        .flat_map(|i| {
+            let burst = if i % 100 == 0 { 1..=1500 } else { 1..=0 };
+            std::iter::once(format!("line-{i}")).chain(burst.map(move |b| format!("burst-{i}-{b}")))
+        })
+        .collect();
     for id in c.procs.keys().copied().filter(|id| *id != carrier).collect::<Vec<_>>() {
         let node = c.client_of(id);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -70,8 +80,9 @@ async fn an_agent_whose_node_is_killed_reconnects_and_every_node_serves_the_whol
             }
             assert!(
                 Instant::now() < deadline,
-                "node {id} serves {} lines, not the {LINES} written in order; first difference at {:?}",
+                "node {id} serves {} lines, not the {} written in order; first difference at {:?}",
                 got.len(),
+                want.len(),
                 got.iter().zip(&want).position(|(a, b)| a != b)
             );
             tokio::time::sleep(Duration::from_millis(300)).await;

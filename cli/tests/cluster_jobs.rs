@@ -75,7 +75,10 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
     let admin = c.client();
     default_target(&admin).await;
     let _factory = factory(&c).await;
-    let mut job = JobSubmit::script("art", "default", "head -c 9000000 /dev/urandom > /tmp/art.bin\n");
+    // The log's 20,000 lines go in batches too large for Raft: they are
+    // stored as log chunks, which repair must bring back too.
+    let script = "head -c 9000000 /dev/urandom > /tmp/art.bin\nseq 1 20000\n";
+    let mut job = JobSubmit::script("art", "default", script);
     job.output_rules = vec!["=/tmp/art.bin".into()];
     job.tags.insert("github.repository".into(), "acme/widget".into());
     job.tags.insert("github.sha".into(), "c0ffee".into());
@@ -106,6 +109,16 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
         assert!(Instant::now() < deadline, "repair did not restore {}", blob.display());
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // And the log's chunks: the fresh node ends up with as many as the
+    // others hold.
+    let survivor = *c.procs.keys().find(|id| **id != lost).unwrap();
+    let held = c.node_status(survivor).await.unwrap().log_chunks;
+    assert!(held > 0, "the log went through Raft inline");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.node_status(lost).await.map(|s| s.log_chunks) != Some(held) {
+        assert!(Instant::now() < deadline, "repair did not restore the {held} log chunks");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     let http = reqwest::Client::new();
     let mut whole = Vec::new();
     for node in c.procs.keys() {
@@ -130,4 +143,23 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
     assert_eq!(whole.len(), 9_000_000);
     let missing = http.get(format!("{}/public/file/acme/widget/bins/c0ffee/nope", c.url(1))).send().await.unwrap();
     assert_eq!(missing.status(), 404);
+    // With the two others gone, the fresh node serves the whole log from
+    // its own disk.
+    for id in c.procs.keys().copied().filter(|id| *id != lost).collect::<Vec<_>>() {
+        c.kill(id);
+    }
+    let want: Vec<String> = (1..=20000).map(|i| i.to_string()).collect();
+    assert_eq!(stdout_of(&c.client_of(lost), &id).await, want, "the fresh node's log");
+}
+
+/// A job's standard output as a node serves it (every page).
+async fn stdout_of(client: &bm_api::Client, job: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut next = 0;
+    loop {
+        let page = client.job_events(job, next, None).await.unwrap();
+        let Some(last) = page.events.last() else { return lines };
+        next = last.seq + 1;
+        lines.extend(page.events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.clone()));
+    }
 }

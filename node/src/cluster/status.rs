@@ -41,6 +41,7 @@ pub async fn local(node: &Node) -> NodeStatus {
         peer_addr: me.peer_addr,
         api_url: me.api_addr,
         agents: node.agents_connected() as u64,
+        log_chunks: node.chunks().store.count() as u64,
     }
 }
 
