@@ -66,7 +66,7 @@ async fn an_agent_whose_node_is_killed_reconnects_and_every_node_serves_the_whol
     // Every surviving node serves exactly what the program wrote.
     let want: Vec<String> = (1..=LINES)
         .flat_map(|i| {
-            let burst = if i % 100 == 0 { 1..=1500 } else { 1..=0 };
+            let burst = (1..=1500).take(if i % 100 == 0 { 1500 } else { 0 });
             std::iter::once(format!("line-{i}")).chain(burst.map(move |b| format!("burst-{i}-{b}")))
         })
         .collect();
