@@ -113,7 +113,60 @@ pub fn endpoint_config() -> anyhow::Result<quinn::EndpointConfig> {
 pub fn endpoint(addr: std::net::SocketAddr, server: Option<quinn::ServerConfig>) -> anyhow::Result<quinn::Endpoint> {
     let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("cannot bind UDP {addr}"))?;
     let runtime = quinn::default_runtime().context("no async runtime for QUIC")?;
-    quinn::Endpoint::new(endpoint_config()?, server, socket, runtime).context("cannot start a QUIC endpoint")
+    let socket = BoundedRecv(runtime.wrap_udp_socket(socket).context("cannot use the UDP socket")?);
+    quinn::Endpoint::new_with_abstract_socket(endpoint_config()?, server, Arc::new(socket), runtime)
+        .context("cannot start a QUIC endpoint")
+}
+
+/// Coalesced datagrams a receive slot is sized for (see [`BoundedRecv`]).
+const RECV_SEGMENTS: usize = 2;
+
+/// The platform's UDP socket, reporting at most [`RECV_SEGMENTS`] coalesced
+/// datagrams per receive.
+///
+/// quinn sizes an endpoint's receive buffer as largest datagram x
+/// coalesced datagrams (64 with Linux's UDP GRO) x 32 receives at once:
+/// with [`LARGEST_DATAGRAM`] that is 128 MiB, zero-filled, in every node,
+/// agent and client (it was a tenth of the CPU of a bench whose 16 agents
+/// each opened one). The kernel never coalesces more than 64 KiB into one
+/// receive, so two of our largest datagrams per slot hold anything it
+/// delivers, and the buffer is 4 MiB.
+#[derive(Debug)]
+struct BoundedRecv(Arc<dyn quinn::AsyncUdpSocket>);
+
+impl quinn::AsyncUdpSocket for BoundedRecv {
+    fn create_io_poller(self: Arc<Self>) -> std::pin::Pin<Box<dyn quinn::UdpPoller>> {
+        self.0.clone().create_io_poller()
+    }
+
+    fn try_send(&self, transmit: &quinn::udp::Transmit) -> std::io::Result<()> {
+        self.0.try_send(transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut std::task::Context,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+        meta: &mut [quinn::udp::RecvMeta],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.poll_recv(cx, bufs, meta)
+    }
+
+    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.local_addr()
+    }
+
+    fn max_transmit_segments(&self) -> usize {
+        self.0.max_transmit_segments()
+    }
+
+    fn max_receive_segments(&self) -> usize {
+        self.0.max_receive_segments().min(RECV_SEGMENTS)
+    }
+
+    fn may_fragment(&self) -> bool {
+        self.0.may_fragment()
+    }
 }
 
 /// A quinn client config from a rustls one, with bm's transport settings for `route`.
