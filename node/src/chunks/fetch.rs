@@ -20,9 +20,13 @@ pub async fn load(node: &Node, sha: &[u8; 32]) -> Result<Arc<EventLog>, ApiError
     if let Some(log) = chunks.cache.get(sha) {
         return Ok(log);
     }
-    let bytes = match chunks.store.get(sha).map_err(|e| unreadable(sha, e))? {
-        Some(b) => b,
-        None => copy_from_peer(node, sha).await?,
+    let bytes = match chunks.store.get(sha) {
+        Ok(Some(b)) => b,
+        Ok(None) => copy_from_peer(node, sha).await?,
+        Err(e) => {
+            tracing::warn!(sha = %super::hex(sha), error = %e, "a stored log chunk is damaged; copying it from a peer");
+            copy_from_peer(node, sha).await?
+        }
     };
     let log = Arc::new(super::decode(&bytes).map_err(|e| unreadable(sha, e))?);
     chunks.cache.insert(*sha, log.clone());
