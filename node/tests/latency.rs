@@ -13,6 +13,9 @@ async fn every_committed_command_is_counted_and_only_admins_may_read_the_counts(
     let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
     let admin = Client::new(vec![running.url()], Some(token));
     admin.target_create(&TargetCreate::named("default")).await.unwrap();
+    // New work held: the scheduler asks for no workers for the jobs below,
+    // so the only commands committed in between are the five submits.
+    admin.control_hold(true).await.unwrap();
 
     let before = admin.cluster_latency().await.unwrap();
     assert_eq!(before.node, running.node.id());

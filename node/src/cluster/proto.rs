@@ -46,6 +46,9 @@ pub enum PeerCall {
         /// Most bytes to answer.
         len: u64,
     },
+    /// Part of a leadership transfer: the receiver stops (or resumes)
+    /// starting elections, or, if it is the new leader-to-be, starts one.
+    Transfer(TransferStep),
     /// A log chunk to keep (see `chunks::replicate`); answered once it is
     /// on the receiver's disk.
     ChunkPut {
@@ -60,9 +63,6 @@ pub enum PeerCall {
         /// Its sha256.
         sha: [u8; 32],
     },
-    /// Part of a leadership transfer: the receiver stops (or resumes)
-    /// starting elections, or, if it is the new leader-to-be, starts one.
-    Transfer(TransferStep),
 }
 
 /// A membership change.

@@ -99,9 +99,6 @@ pub enum Command {
     JobStart { job: String, fence: Fence, time: Time },
     /// Agent: log lines and control messages.
     JobEvents { job: String, fence: Fence, first: Option<u64>, events: EventLog, max_log_bytes: Option<u64> },
-    /// Agent: log lines and control messages stored as a log chunk on a
-    /// majority of the voters.
-    JobChunk { job: String, fence: Fence, first: Option<u64>, chunk: ChunkRef, max_log_bytes: Option<u64> },
     /// Agent: an output was stored.
     JobOutput { job: String, fence: Fence, output: JobOutput },
     /// Agent: the job finished.
@@ -111,6 +108,11 @@ pub enum Command {
     /// Leader: a finished job is past its retention; its log and outputs
     /// go (the job record stays, marked purged).
     PurgeJob { job: String, time: Time },
+    /// Agent: log lines and control messages stored as a log chunk on a
+    /// majority of the voters. (Last, like every new command: entries are
+    /// encoded by position, so one added in the middle would make an older
+    /// log mean something else.)
+    JobChunk { job: String, fence: Fence, first: Option<u64>, chunk: ChunkRef, max_log_bytes: Option<u64> },
 }
 
 /// What a command produced when it was accepted.

@@ -2451,3 +2451,25 @@ fn a_batch_entry_applies_its_commands_in_order_with_one_outcome_each() {
     assert_eq!(out[1].as_ref().unwrap_err().code, ErrorCode::Conflict, "the second JB1 sees the first");
     assert!(r.0.jobs.contains_key("JB1") && r.0.jobs.contains_key("JB2"));
 }
+
+#[test]
+fn commands_keep_their_places_in_the_encoding() {
+    // Raft entries already written name a command by its place in the enum:
+    // a command added anywhere but last would make them mean another.
+    let place = |c: &Command| codec::encode("command", c).unwrap()[0];
+    assert_eq!(
+        place(&Command::CreateUser {
+            id: "U".into(),
+            name: "u".into(),
+            privileges: vec![],
+            token_hash: "h".into(),
+            time: t(0)
+        }),
+        0
+    );
+    assert_eq!(place(&Command::JobTimeout { job: "J".into(), time: t(0) }), 23);
+    assert_eq!(place(&Command::PurgeJob { job: "J".into(), time: t(0) }), 24);
+    let chunk = ChunkRef { sha: [0; 32], lens: vec![], time: t(0) };
+    let fence = Fence { worker: "W".into(), epoch: 1 };
+    assert_eq!(place(&Command::JobChunk { job: "J".into(), fence, first: None, chunk, max_log_bytes: None }), 25);
+}
