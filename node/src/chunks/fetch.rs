@@ -44,8 +44,9 @@ pub async fn copy_from_peer(node: &Node, sha: &[u8; 32]) -> Result<bytes::Bytes,
     for copy in others {
         match forward::call(ep, &copy.addr, &PeerCall::ChunkGet { sha: *sha }, TIMEOUT).await {
             Ok(Called::Ok(bytes)) if !bytes.is_empty() => {
+                let bytes = bytes::Bytes::from(bytes);
                 super::replicate::keep(node, *sha, bytes.clone()).await?;
-                return Ok(bytes.into());
+                return Ok(bytes);
             }
             Ok(_) => why.push(format!("node {}: does not have it", copy.id)),
             Err(e) => why.push(format!("node {}: {}", copy.id, e.message)),

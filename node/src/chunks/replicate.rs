@@ -56,7 +56,7 @@ pub async fn store(node: &Node, log: EventLog) -> Result<[u8; 32], ApiError> {
 }
 
 /// Keeps a chunk a peer sent, after checking that it is what it claims.
-pub async fn keep(node: &Node, sha: [u8; 32], bytes: Vec<u8>) -> Result<(), ApiError> {
+pub async fn keep(node: &Node, sha: [u8; 32], bytes: Bytes) -> Result<(), ApiError> {
     let got: [u8; 32] = Sha256::digest(&bytes).into();
     if got != sha {
         return Err(ApiError::new(
@@ -66,7 +66,7 @@ pub async fn keep(node: &Node, sha: [u8; 32], bytes: Vec<u8>) -> Result<(), ApiE
     }
     node.chunks()
         .store
-        .put(&sha, Bytes::from(bytes))
+        .put(&sha, bytes)
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store log chunk {}: {e}", super::hex(&sha))))
 }

@@ -68,7 +68,7 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
                 Err(e) => Answer::Err(ApiError::new(ErrorCode::NotFound, format!("blob {sha}: {e}"))),
             }
         }
-        PeerCall::ChunkPut { sha, bytes } => match crate::chunks::replicate::keep(node, sha, bytes).await {
+        PeerCall::ChunkPut { sha, bytes } => match crate::chunks::replicate::keep(node, sha, bytes.into()).await {
             Ok(()) => Answer::Ok(Vec::new()),
             Err(e) => Answer::Err(e),
         },
