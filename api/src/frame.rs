@@ -44,9 +44,21 @@ pub async fn read_frame(recv: &mut RecvStream, max: usize) -> Result<Vec<u8>, Re
     if len as u64 > max.min(HEADER_MAX) as u64 {
         return Err(ReadFrameError::TooLarge { len: len.into(), max });
     }
-    let len = len as usize;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await.map_err(|e| truncated(e, len))?;
+    read_bytes(recv, len as usize).await
+}
+
+/// Reads exactly `len` bytes (a frame's body, or a piece of a file after
+/// one). The bytes are copied out of the packets as they come into a buffer
+/// that is never zeroed first: zeroing a 4 MiB piece, then copying over
+/// it, was 3% of the machine in the 3-node upload bench.
+pub async fn read_bytes(recv: &mut RecvStream, len: usize) -> Result<Vec<u8>, ReadFrameError> {
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await? {
+            Some(chunk) => body.extend_from_slice(&chunk.bytes),
+            None => return Err(ReadFrameError::Truncated { got: body.len(), want: len }),
+        }
+    }
     Ok(body)
 }
 

@@ -57,14 +57,13 @@ async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, rec
                 return None;
             }
             let n = (size - got).min(crate::blobs::CHUNK as u64);
-            let mut buf = vec![0u8; n as usize];
-            let read = match recv.read_exact(&mut buf).await {
-                Ok(()) if got + n < size => Ok(()),
+            let read = match bm_api::frame::read_bytes(recv, n as usize).await {
+                Ok(buf) if got + n < size => Ok(buf),
                 // The last piece: the stream must end there.
-                Ok(()) => recv.read_to_end(0).await.map(|_| ()).map_err(|e| format!("more than announced ({e})")),
+                Ok(buf) => recv.read_to_end(0).await.map(|_| buf).map_err(|e| format!("more than announced ({e})")),
                 Err(e) => Err(format!("{got} bytes came before: {e}")),
             };
-            let piece = read.map(|()| Bytes::from(buf)).map_err(|e| {
+            let piece = read.map(Bytes::from).map_err(|e| {
                 ApiError::new(
                     ErrorCode::BadRequest,
                     format!("output {path} not received whole ({size} bytes announced): {e}"),

@@ -46,14 +46,14 @@ async fn copy_from(node: &Node, ep: &bm_raft::PeerEndpoint, addr: &str, sha: &st
             Called::Ok(b) => b,
             Called::NotLeader => return Err(ApiError::new(ErrorCode::Internal, "unexpected answer to a blob read")),
         };
-        let last = bytes.len() < CHUNK;
+        let (n, last) = (bytes.len() as u64, bytes.len() < CHUNK);
         node.blobs()
-            .put_piece(&upload, offset, &bytes, last.then_some(sha), true)
+            .put_piece(&upload, offset, bytes.into(), last.then_some(sha), true)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot keep blob {sha}: {e}")))?;
         if last {
             return Ok(());
         }
-        offset += bytes.len() as u64;
+        offset += n;
     }
 }

@@ -11,6 +11,7 @@
 pub mod fetch;
 pub mod repair;
 pub mod replicate;
+mod running;
 mod store;
 
 pub use store::Blobs;

@@ -83,7 +83,18 @@ pub async fn store_stream(
         }
     };
 
-    let mut hasher = Some(Sha256::new());
+    // The bytes are hashed on a thread of their own while the next pieces
+    // arrive and the earlier ones travel; only the last piece, which
+    // carries the sha256, waits for the hash.
+    let (to_hash, mut hash_rx) = mpsc::unbounded_channel::<Bytes>();
+    let hashing = tokio::task::spawn_blocking(move || {
+        let mut h = Sha256::new();
+        while let Some(b) = hash_rx.blocking_recv() {
+            h.update(&b);
+        }
+        hex::encode(h.finalize())
+    });
+    let mut hashing = Some((to_hash, hashing));
     let mut offset = 0u64;
     let mut sha = None;
     while sha.is_none() {
@@ -104,17 +115,14 @@ pub async fn store_stream(
                 format!("the upload is longer than the {size} bytes announced"),
             ));
         }
-        let (mut h, b) = (hasher.take().expect("the hasher is put back"), bytes.clone());
-        hasher = Some(
-            tokio::task::spawn_blocking(move || {
-                h.update(&b);
-                h
-            })
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot hash an upload: {e}")))?,
-        );
+        let (to_hash, _) = hashing.as_ref().expect("the hasher runs until the last piece");
+        let _ = to_hash.send(bytes.clone());
         if end == size {
-            sha = Some(hex::encode(hasher.take().expect("the hasher is there").finalize()));
+            let (to_hash, hashing) = hashing.take().expect("the hasher runs until the last piece");
+            drop(to_hash);
+            let digest =
+                hashing.await.map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot hash an upload: {e}")))?;
+            sha = Some(digest);
         }
         send(Piece { offset, bytes, sha: sha.clone() });
         offset = end;
@@ -139,7 +147,7 @@ async fn keep_here(node: Node, upload: String, mut rx: mpsc::UnboundedReceiver<P
     while let Some(p) = rx.recv().await {
         node.blobs()
             // This node hashed the bytes as they came: no need to read them back.
-            .put_piece(&upload, p.offset, &p.bytes, p.sha.as_deref(), false)
+            .put_piece(&upload, p.offset, p.bytes, p.sha.as_deref(), false)
             .await
             .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot store a blob: {e}")))?;
         if p.sha.is_some() {

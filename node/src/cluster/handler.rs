@@ -53,7 +53,7 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
             None => ok("pre-vote answer", &false),
         },
         PeerCall::BlobPut { upload, offset, sha, bytes } => {
-            match node.blobs().put_piece(&upload, offset, &bytes, sha.as_deref(), true).await {
+            match node.blobs().put_piece(&upload, offset, bytes.into(), sha.as_deref(), true).await {
                 Ok(()) => Answer::Ok(Vec::new()),
                 Err(e) => Answer::Err(ApiError::new(
                     ErrorCode::Internal,
