@@ -174,11 +174,13 @@ async fn exchange(conn: &Connection, req: &AgentRequest, body: Option<Bytes>) ->
     let t = |e: &dyn std::fmt::Display| Failure::Transport(e.to_string());
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| t(&e))?;
     let frame = serde_json::to_vec(req).map_err(|e| Failure::Protocol(e.to_string()))?;
-    write_frame(&mut send, &frame, MAX_FRAME).await.map_err(|e| t(&e))?;
+    write_frame(&mut send, frame.into(), MAX_FRAME).await.map_err(|e| t(&e))?;
     // A refused upload is stopped by the node, which answers why: the
     // answer is read even when the body could not be sent whole.
     let sent = match body {
-        Some(body) => send.write_all(&body).await.map_err(|e| t(&e)),
+        // Handed over as it is: copying a file into the stream cost as much
+        // as sending it.
+        Some(body) => send.write_chunk(body).await.map_err(|e| t(&e)),
         None => Ok(()),
     };
     let _ = send.finish();

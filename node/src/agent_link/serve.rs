@@ -68,9 +68,9 @@ async fn stream(node: Node, mut send: SendStream, mut recv: RecvStream, peer: So
 async fn answer(send: &mut SendStream, peer: SocketAddr, reply: &AgentReply, trailer: Option<Bytes>) {
     let result = async {
         let frame = serde_json::to_vec(reply).map_err(|e| e.to_string())?;
-        write_frame(send, &frame, MAX_FRAME).await.map_err(|e| e.to_string())?;
+        write_frame(send, frame.into(), MAX_FRAME).await.map_err(|e| e.to_string())?;
         if let Some(bytes) = trailer {
-            send.write_all(&bytes).await.map_err(|e| e.to_string())?;
+            send.write_chunk(bytes).await.map_err(|e| e.to_string())?;
         }
         send.finish().map_err(|e| e.to_string())
     };

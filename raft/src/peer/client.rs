@@ -86,7 +86,7 @@ impl Client {
 
     /// Sends `req` to `addr` and waits for the answer, all within `timeout`.
     pub(crate) async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, CallError> {
-        let body = codec::encode("peer request", req).map_err(|e| protocol(addr, e))?;
+        let body = bytes::Bytes::from(codec::encode("peer request", req).map_err(|e| protocol(addr, e))?);
         let mut stage = Stage::Connecting;
         let started = std::time::Instant::now();
         let res = tokio::time::timeout(timeout, self.call_inner(addr, &body, &mut stage)).await;
@@ -111,7 +111,7 @@ impl Client {
         }
     }
 
-    async fn call_inner(&self, addr: &str, body: &[u8], stage: &mut Stage) -> Result<Response, CallError> {
+    async fn call_inner(&self, addr: &str, body: &bytes::Bytes, stage: &mut Stage) -> Result<Response, CallError> {
         let slot = self.slot(addr);
         let conn = self.connection(addr, &slot).await?;
         *stage = Stage::Calling;
@@ -155,9 +155,9 @@ impl Client {
         pending.await.map_err(|reason| CallError::Connect { addr: addr.to_string(), reason })
     }
 
-    async fn exchange(&self, addr: &str, conn: &Connection, body: &[u8]) -> Result<Vec<u8>, CallError> {
+    async fn exchange(&self, addr: &str, conn: &Connection, body: &bytes::Bytes) -> Result<Vec<u8>, CallError> {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
-        match write_frame(&mut send, body, self.limits.max_frame).await {
+        match write_frame(&mut send, body.clone(), self.limits.max_frame).await {
             Ok(()) => {}
             Err(WriteFrameError::TooLarge { len, max }) => {
                 let _ = send.reset(0u32.into());

@@ -122,7 +122,7 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, peer: SocketAd
         Ok(b) => b,
         Err(e) => return refuse(&mut send, &mut recv, peer, CODE_INTERNAL, &e),
     };
-    if let Err(e) = write_frame(&mut send, &bytes, max).await {
+    if let Err(e) = write_frame(&mut send, bytes.into(), max).await {
         tracing::warn!(peer = %peer, request = kind, error = %e, "cannot send the answer");
         let _ = send.reset(VarInt::from_u32(CODE_INTERNAL));
         return;
