@@ -105,6 +105,11 @@ impl RunningHashes {
         Some(h.finalize().into())
     }
 
+    /// Forgets `upload` (its blob was already here).
+    pub fn forget(&self, upload: &str) {
+        self.0.lock().expect("running hashes lock").remove(upload);
+    }
+
     /// Forgets uploads that received nothing for `age` (their senders gave up).
     pub fn forget_idle(&self, age: Duration) {
         self.0
@@ -154,5 +159,8 @@ mod tests {
         h.feed("idle", 0, &piece(0));
         h.forget_idle(Duration::ZERO);
         assert_eq!(h.finish("idle", 100, &data[100..]), None);
+        h.feed("known", 0, &piece(0));
+        h.forget("known");
+        assert_eq!(h.finish("known", 100, &data[100..]), None);
     }
 }

@@ -52,11 +52,12 @@ impl Blobs {
     /// upload as it arrived need not read it back), moved into place, and
     /// the move synced.
     ///
-    /// Every other piece starts its own writeback as soon as it is written
-    /// (see [`start_writeback`]), so the disk works while later pieces are
-    /// still on the wire, and the final fsync waits for the last piece
-    /// alone rather than the whole file. All of it runs as one blocking
-    /// step: one thread hand-off per piece.
+    /// A whole piece goes straight to the disk (see [`write_direct`]); any
+    /// other starts its writeback at once (see [`start_writeback`]). Either
+    /// way the disk works while later pieces are still on the wire, and the
+    /// final fsync waits for the last piece alone rather than the whole
+    /// file. All of it runs as one blocking step: one thread hand-off per
+    /// piece.
     pub async fn put_piece(
         &self,
         upload: &str,
@@ -141,6 +142,9 @@ fn put_piece_blocking(
     if let Some((path, _)) = &last {
         if path.try_exists()? {
             let _ = std::fs::remove_file(tmp);
+            if let Some((running, upload)) = verify {
+                running.forget(upload);
+            }
             return Ok(());
         }
     }
