@@ -8,6 +8,7 @@
 //! every referenced blob a node lacks, so a replaced or rejoining node
 //! ends up holding everything again.
 
+mod direct;
 pub mod fetch;
 pub mod repair;
 pub mod replicate;

@@ -87,14 +87,14 @@ pub async fn store_stream(
     // arrive and the earlier ones travel; only the last piece, which
     // carries the sha256, waits for the hash.
     let (to_hash, mut hash_rx) = mpsc::unbounded_channel::<Bytes>();
-    let hashing = tokio::task::spawn_blocking(move || {
+    let mut hashing = tokio::task::spawn_blocking(move || {
         let mut h = Sha256::new();
         while let Some(b) = hash_rx.blocking_recv() {
             h.update(&b);
         }
         hex::encode(h.finalize())
     });
-    let mut hashing = Some((to_hash, hashing));
+    let mut to_hash = Some(to_hash);
     let mut offset = 0u64;
     let mut sha = None;
     while sha.is_none() {
@@ -115,13 +115,14 @@ pub async fn store_stream(
                 format!("the upload is longer than the {size} bytes announced"),
             ));
         }
-        let (to_hash, _) = hashing.as_ref().expect("the hasher runs until the last piece");
-        let _ = to_hash.send(bytes.clone());
+        if let Some(tx) = &to_hash {
+            let _ = tx.send(bytes.clone());
+        }
         if end == size {
-            let (to_hash, hashing) = hashing.take().expect("the hasher runs until the last piece");
-            drop(to_hash);
-            let digest =
-                hashing.await.map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot hash an upload: {e}")))?;
+            to_hash = None; // The hasher's input ends here.
+            let digest = (&mut hashing)
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot hash an upload: {e}")))?;
             sha = Some(digest);
         }
         send(Piece { offset, bytes, sha: sha.clone() });

@@ -3,9 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::direct;
 use super::running::RunningHashes;
-
-use sha2::{Digest, Sha256};
 
 /// Blobs on local disk under `DATA/blobs/AB/ABCDEF…`.
 #[derive(Clone, Debug)]
@@ -52,8 +51,8 @@ impl Blobs {
     /// upload as it arrived need not read it back), moved into place, and
     /// the move synced.
     ///
-    /// A whole piece goes straight to the disk (see [`write_direct`]); any
-    /// other starts its writeback at once (see [`start_writeback`]). Either
+    /// A whole piece goes straight to the disk (see [`direct::write_piece`]);
+    /// any other starts its writeback at once (see [`direct::start_writeback`]). Either
     /// way the disk works while later pieces are still on the wire, and the
     /// final fsync waits for the last piece alone rather than the whole
     /// file. All of it runs as one blocking step: one thread hand-off per
@@ -149,15 +148,18 @@ fn put_piece_blocking(
         }
     }
     std::fs::create_dir_all(tmp.parent().expect("staging files have a folder"))?;
-    let direct = write_direct(tmp, offset, bytes)?;
-    let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(tmp)?;
-    if !direct {
-        f.write_all_at(bytes, offset)?;
-    }
-    let Some((path, sha)) = last else {
-        if !direct {
-            start_writeback(&f, offset, bytes.len() as u64);
+    let f = match direct::write_piece(tmp, offset, bytes)? {
+        Some(f) => f,
+        None => {
+            let f = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(tmp)?;
+            f.write_all_at(bytes, offset)?;
+            if last.is_none() {
+                direct::start_writeback(&f, offset, bytes.len() as u64);
+            }
+            f
         }
+    };
+    let Some((path, sha)) = last else {
         if let Some((running, upload)) = verify {
             running.feed(upload, offset, bytes);
         }
@@ -190,85 +192,9 @@ fn put_piece_blocking(
     Ok(())
 }
 
-/// What direct I/O needs lined up: buffer address, file offset and length.
-const DIRECT_ALIGN: usize = 4096;
-
-thread_local! {
-    /// A blocking thread's buffer for direct writes, reused piece after
-    /// piece so its memory stays mapped.
-    static DIRECT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Writes a whole piece straight to the disk (`O_DIRECT`), past the page
-/// cache, when its offset and length allow it (every piece but a blob's
-/// last, which is usually short); returns false, having written nothing,
-/// when they do not or the file system refuses direct I/O (tmpfs).
-///
-/// Why: on the standard machine (a virtual machine), copying an upload into
-/// fresh page-cache pages cost about 0.5 s of CPU per GB written, a quarter
-/// of the machine during the 3-node upload bench, because each new page
-/// is first touched there; a direct write copies once into this thread's
-/// warm buffer and lets the disk read it from there (docs/benchmarks.md).
-fn write_direct(tmp: &Path, offset: u64, bytes: &[u8]) -> std::io::Result<bool> {
-    let lined_up =
-        !bytes.is_empty() && offset.is_multiple_of(DIRECT_ALIGN as u64) && bytes.len().is_multiple_of(DIRECT_ALIGN);
-    if !lined_up {
-        return Ok(false);
-    }
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::fs::{FileExt, OpenOptionsExt};
-        let f = match std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(false)
-            .custom_flags(libc::O_DIRECT)
-            .open(tmp)
-        {
-            Ok(f) => f,
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        DIRECT_BUF.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            if buf.len() < bytes.len() + DIRECT_ALIGN {
-                *buf = vec![0u8; bytes.len() + DIRECT_ALIGN];
-            }
-            let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
-            let lined = &mut buf[at..at + bytes.len()];
-            lined.copy_from_slice(bytes);
-            f.write_all_at(lined, offset)
-        })?;
-        Ok(true)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = tmp;
-        Ok(false)
-    }
-}
-
-/// Asks the kernel to start writing `len` bytes at `offset` of `f` to disk
-/// now, without waiting. Otherwise a piece's pages stay dirty until the
-/// final fsync (or the kernel's own flush, up to 30 s later), and a 64 MiB
-/// upload's fsync on three nodes sharing a disk then waited for all of it
-/// at once: half the upload's time (docs/benchmarks.md). Only a hint: the
-/// final fsync is what makes the blob durable, so a failure is ignored.
-fn start_writeback(f: &std::fs::File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is open for the duration of the call, and
-        // sync_file_range only reads its integer arguments.
-        let _ = unsafe { libc::sync_file_range(f.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (f, offset, len);
-}
-
 /// Checks that the staged file `tmp` hashes to `sha`; removes it if not.
 fn check(tmp: &Path, sha: &str) -> std::io::Result<()> {
-    let got = hex::encode(hash_file(tmp)?);
+    let got = hex::encode(direct::hash_file(tmp)?);
     if got != sha {
         let _ = std::fs::remove_file(tmp);
         return Err(std::io::Error::new(
@@ -279,44 +205,6 @@ fn check(tmp: &Path, sha: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The sha256 of the file at `path`, read straight from the disk where the
-/// file system allows (its lined-up pieces were written past the page
-/// cache, and reading them through it would fill fresh pages, the cost
-/// [`write_direct`] avoids), in large reads into this thread's buffer.
-fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
-    use std::io::Read;
-    #[cfg(target_os = "linux")]
-    let opened = {
-        use std::os::unix::fs::OpenOptionsExt;
-        match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => std::fs::File::open(path),
-            other => other,
-        }
-    };
-    #[cfg(not(target_os = "linux"))]
-    let opened = std::fs::File::open(path);
-    let mut f = opened?;
-    let mut h = Sha256::new();
-    DIRECT_BUF.with(|buf| {
-        let mut buf = buf.borrow_mut();
-        if buf.len() < READ_SIZE + DIRECT_ALIGN {
-            *buf = vec![0u8; READ_SIZE + DIRECT_ALIGN];
-        }
-        let at = buf.as_ptr().align_offset(DIRECT_ALIGN);
-        let lined = &mut buf[at..at + READ_SIZE];
-        loop {
-            // A direct read returns short only at the end of the file.
-            match f.read(lined)? {
-                0 => return Ok(h.finalize().into()),
-                n => h.update(&lined[..n]),
-            }
-        }
-    })
-}
-
-/// Bytes per read when a blob is checked.
-const READ_SIZE: usize = 1 << 20;
-
 /// fsyncs a folder, making the names in it durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
@@ -325,6 +213,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn sha(b: &[u8]) -> String {
         hex::encode(Sha256::digest(b))
@@ -351,11 +240,11 @@ mod tests {
     async fn lined_up_pieces_go_direct_and_the_blob_is_whole() {
         let tmp = tempfile::tempdir().unwrap();
         let blobs = Blobs::new(tmp.path().to_path_buf());
-        let piece = 2 * DIRECT_ALIGN;
+        let piece = 2 * direct::ALIGN;
         // Direct where the file system takes it (tmpfs does not: then the
         // same pieces go through the page cache, and must come out the same).
         let probe = tmp.path().join("probe");
-        if write_direct(&probe, 0, &vec![7u8; piece]).unwrap() {
+        if direct::write_piece(&probe, 0, &vec![7u8; piece]).unwrap().is_some() {
             assert_eq!(std::fs::read(&probe).unwrap(), vec![7u8; piece]);
         }
         for total in [3 * piece + 100, 3 * piece] {
