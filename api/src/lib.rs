@@ -7,9 +7,12 @@
 
 pub mod agent;
 pub mod agent_link;
+pub mod byte_block;
 pub mod client;
 pub mod cluster;
+pub mod codec;
 pub mod error;
+pub mod eventlog;
 pub mod factories;
 pub mod frame;
 pub mod jobs;

@@ -101,3 +101,41 @@ async fn stdout_lines(client: &Client, job: &str) -> Vec<String> {
         lines.extend(page.events.iter().filter(|e| e.stream == "stdout").map(|e| e.payload.clone()));
     }
 }
+
+/// A packed events batch that is garbage, shorter than announced or over
+/// the frame limit is refused with an error that names the job and what
+/// was wrong; the connection goes on serving good calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_packed_events_batch_is_refused_with_its_reason() {
+    use bm_api::agent::AgentEvent;
+    use bm_api::agent_link::{proto::MAX_FRAME, AgentCall, AgentLink};
+    use bm_api::{eventlog::EventLog, ClientError, ErrorCode};
+
+    let c = Cluster::start(1, RaftTuning::default()).await;
+    let ca = std::fs::read_to_string(c.path().join("c/ca.pem")).unwrap();
+    let link = AgentLink::new(vec![c.peer(1)], &ca).unwrap();
+    let call = |size: u64| AgentCall::Events { job: "J1".into(), epoch: 1, first: Some(0), size };
+    let refusal = |r: Result<_, ClientError>| match r {
+        Err(ClientError::Api { error, .. }) => error,
+        other => panic!("expected an API error, got {other:?}"),
+    };
+
+    let e = refusal(link.call(call(5), Some(bytes::Bytes::from_static(b"\xff\xff\xff\xff\xff"))).await);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+    assert!(e.message.contains("events of job J1") && e.message.contains("cannot decode events"), "{e:?}");
+
+    let e = refusal(link.call(call(100), Some(bytes::Bytes::from_static(b"short"))).await);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+    assert!(e.message.contains("not received whole"), "{e:?}");
+
+    let e = refusal(link.call(call(MAX_FRAME as u64 + 1), None).await);
+    assert_eq!(e.code, ErrorCode::BadRequest, "{e:?}");
+    assert!(e.message.contains("over the limit"), "{e:?}");
+
+    // A well-formed batch gets past the checks and is refused only for
+    // want of a worker credential: nothing above broke the connection.
+    let line = AgentEvent { stream: "stdout".into(), task: Some(0), time: chrono::Utc::now(), payload: "hi".into() };
+    let packed = bm_api::codec::encode("events", &EventLog::from_events([line]).unwrap()).unwrap();
+    let e = refusal(link.call(call(packed.len() as u64), Some(packed.into())).await);
+    assert_eq!(e.code, ErrorCode::Unauthorized, "{e:?}");
+}

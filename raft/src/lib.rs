@@ -11,8 +11,10 @@
 // large; boxing it in our helpers would only convert back at every trait call.
 #![allow(clippy::result_large_err)]
 
-pub mod bytes;
-pub mod codec;
+/// Byte buffers as one block on the wire (moved to `bm_api`, where the agent link needs it too).
+pub use bm_api::byte_block as bytes;
+/// The binary codec (moved to `bm_api`, where the agent link needs it too).
+pub use bm_api::codec;
 mod error;
 mod log_store;
 mod machine;

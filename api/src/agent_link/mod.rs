@@ -17,6 +17,8 @@ pub use proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest};
 
 use crate::agent::{AgentStorePut, BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
 use crate::client::{Client, ClientError};
+use crate::codec;
+use crate::eventlog::EventLog;
 use crate::jobs::JobOutput;
 
 /// ALPN protocol of the agent link; a node routes connections by it.
@@ -77,7 +79,20 @@ impl AgentClient {
     pub async fn agent_events(&self, job: &str, upload: &EventsUpload) -> Result<(), ClientError> {
         match self {
             AgentClient::Http(c) => c.agent_events(job, upload).await,
-            AgentClient::Quic(l) => done(l, AgentCall::Events { job: job.into(), upload: upload.clone() }).await,
+            AgentClient::Quic(l) => {
+                let packed = EventLog::from_events(&upload.events)
+                    .map_err(|e| ClientError::Protocol { url: l.addrs().join(","), message: format!("events: {e}") })
+                    .and_then(|log| {
+                        codec::encode("events", &log)
+                            .map_err(|e| ClientError::Protocol { url: l.addrs().join(","), message: e.to_string() })
+                    })?;
+                let (epoch, first, size) = (upload.epoch, upload.first, packed.len() as u64);
+                let call = AgentCall::Events { job: job.into(), epoch, first, size };
+                match l.call(call, Some(packed.into())).await? {
+                    (AgentAnswer::Done, _) => Ok(()),
+                    (other, _) => Err(mismatch(l, other)),
+                }
+            }
         }
     }
 

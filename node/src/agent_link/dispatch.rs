@@ -1,6 +1,8 @@
 //! Runs one agent call with the same functions the HTTP agent API uses.
 
-use bm_api::agent_link::proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest};
+use bm_api::agent_link::proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest, MAX_FRAME};
+use bm_api::codec;
+use bm_api::eventlog::EventLog;
 use bm_api::{ApiError, ErrorCode};
 use bytes::Bytes;
 use quinn::RecvStream;
@@ -21,9 +23,10 @@ pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (Age
         AgentCall::Bootstrap(b) => (api::bootstrap_with(&ctx, b).await.map(AgentAnswer::Bootstrapped), None),
         AgentCall::Instruction { wait } => (api::next_within(&ctx, wait).await.map(AgentAnswer::Instruction), None),
         AgentCall::Start { job, epoch } => (api::start_with(&ctx, job, epoch).await.map(|_| AgentAnswer::Done), None),
-        AgentCall::Events { job, upload } => {
-            (api::events_with(&ctx, job, upload).await.map(|_| AgentAnswer::Done), None)
-        }
+        AgentCall::Events { job, epoch, first, size } => match events(&job, size, recv).await {
+            Ok(log) => (api::events_packed(&ctx, job, epoch, first, log).await.map(|_| AgentAnswer::Done), None),
+            Err(e) => (Err(e), None),
+        },
         AgentCall::StorePut { job, name, put } => {
             (api::store_put_with(&ctx, job, name, put).await.map(|_| AgentAnswer::Done), None)
         }
@@ -36,6 +39,20 @@ pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (Age
             Err(e) => (Err(e), None),
         },
     }
+}
+
+/// Reads and checks a packed batch of `size` bytes that follows the frame.
+async fn events(job: &str, size: u64, recv: &mut RecvStream) -> Result<EventLog, ApiError> {
+    let bad = |what: String| ApiError::new(ErrorCode::BadRequest, format!("events of job {job}: {what}"));
+    if size > MAX_FRAME as u64 {
+        let _ = recv.stop(quinn::VarInt::from_u32(0));
+        return Err(bad(format!("a batch of {size} bytes is over the limit of {MAX_FRAME}")));
+    }
+    let bytes = bm_api::frame::read_bytes(recv, size as usize)
+        .await
+        .map_err(|e| bad(format!("batch not received whole ({size} bytes announced): {e}")))?;
+    recv.read_to_end(0).await.map_err(|e| bad(format!("more than the {size} bytes announced ({e})")))?;
+    codec::decode_limited("events", &bytes, MAX_FRAME).map_err(|e| bad(e.to_string()))
 }
 
 async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, recv: &mut RecvStream) -> AgentReply {

@@ -22,7 +22,7 @@ use super::{reply, Ctx};
 use crate::auth::{hash_token, Caller};
 use crate::chunks::INLINE_MAX;
 use crate::sm::command::ChunkRef;
-use crate::sm::{Command, EventIn, EventLog, Fence, Reply, State};
+use crate::sm::{Command, EventLog, Fence, Reply, State};
 
 /// Longest instruction long-poll.
 const MAX_WAIT: u64 = 60;
@@ -171,14 +171,20 @@ pub async fn events(ctx: Ctx, job: String, raw: Bytes) -> Result<serde_json::Val
 /// [`events`] with its request parsed (shared with the agent link); answers
 /// the sequence number the next event will get.
 pub async fn events_with(ctx: &Ctx, job: String, up: EventsUpload) -> Result<u64, ApiError> {
-    let events = EventLog::from_events(up.events.into_iter().map(|e| EventIn {
-        stream: e.stream,
-        task: e.task,
-        time: e.time,
-        payload: e.payload,
-    }))
-    .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("events of job {job}: {e}")))?;
-    let first = up.first;
+    let events = EventLog::from_events(up.events)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("events of job {job}: {e}")))?;
+    events_packed(ctx, job, up.epoch, up.first, events).await
+}
+
+/// [`events_with`] for a batch already packed (the agent link sends them
+/// so); `first` as in [`EventsUpload::first`].
+pub async fn events_packed(
+    ctx: &Ctx,
+    job: String,
+    epoch: u64,
+    first: Option<u64>,
+    events: EventLog,
+) -> Result<u64, ApiError> {
     let max_log_bytes = Some(ctx.node.config().limits.max_log_bytes);
     let cmd: Box<dyn FnOnce(Fence) -> Command + Send> = if events.packed_len() <= INLINE_MAX {
         Box::new(move |fence| Command::JobEvents { job, fence, first, events, max_log_bytes })
@@ -193,7 +199,7 @@ pub async fn events_with(ctx: &Ctx, job: String, up: EventsUpload) -> Result<u64
         let chunk = ChunkRef { sha, lens, time };
         Box::new(move |fence| Command::JobChunk { job, fence, first, chunk, max_log_bytes })
     };
-    match fenced(ctx, up.epoch, cmd).await? {
+    match fenced(ctx, epoch, cmd).await? {
         Reply::Appended(next) => Ok(next),
         other => Err(unexpected(other)),
     }

@@ -13,7 +13,7 @@ use bm_api::{ApiError, ErrorCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::eventlog::EventLog;
+use bm_api::eventlog::EventLog;
 
 /// Time as chosen by the proposer.
 pub type Time = DateTime<Utc>;
@@ -27,18 +27,9 @@ pub struct Fence {
     pub epoch: u64,
 }
 
-/// A log line or control message reported by an agent.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventIn {
-    /// Stream name (`stdout`, `stderr`, `control`, …).
-    pub stream: String,
-    /// Task index, if from a task.
-    pub task: Option<u32>,
-    /// When the agent saw it.
-    pub time: Time,
-    /// The text.
-    pub payload: String,
-}
+/// A log line or control message reported by an agent, as the agent API
+/// carries it (packed into an [`EventLog`] before it is proposed).
+pub use bm_api::agent::AgentEvent as EventIn;
 
 /// A batch of agent events stored as a log chunk (see `chunks`): what the
 /// state needs to number the events and hold a job's log to its size

@@ -21,7 +21,7 @@ use bm_api::jobs::JobEvent;
 use serde::{Deserialize, Serialize};
 
 use super::command::Time;
-use super::eventlog::{EventLog, PackError};
+use bm_api::eventlog::{EventLog, PackError};
 
 /// Single events (control messages) share a block until it holds this many
 /// bytes of text; then the next starts a new one.

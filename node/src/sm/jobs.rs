@@ -10,9 +10,9 @@ use bm_api::{ErrorCode, ADMIN};
 use serde::{Deserialize, Serialize};
 
 use super::command::{not_found, reject, ChunkRef, Fence, Rejection};
-use super::eventlog::EventLog;
 use super::joblog::JobLog;
 use super::{valid_name, Outcome, Reply, State, Time};
+use bm_api::eventlog::EventLog;
 
 /// Longest job a user may ask for: a week.
 pub const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;

@@ -6,7 +6,6 @@
 
 pub mod command;
 mod control;
-pub mod eventlog;
 mod factories;
 pub mod joblog;
 mod jobs;
@@ -24,8 +23,8 @@ use std::sync::Arc;
 use bm_raft::{codec, Machine, MachineError};
 use serde::{Deserialize, Serialize};
 
+pub use bm_api::eventlog::{EventLog, PackError};
 pub use command::{Command, EventIn, Fence, Outcome, Rejection, Reply, Time};
-pub use eventlog::{EventLog, PackError};
 pub use joblog::JobLog;
 pub use jobs::JobRecord;
 pub use names::valid_name;

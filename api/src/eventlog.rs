@@ -10,11 +10,16 @@
 //! log in the state is the same three blocks grown by appending. Events
 //! are turned back into [`JobEvent`]s only when someone reads them.
 
-use bm_api::jobs::JobEvent;
+use std::borrow::Borrow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::command::{EventIn, Time};
+use crate::agent::AgentEvent;
+use crate::jobs::JobEvent;
+
+/// A point in time, as events carry it.
+pub type Time = DateTime<Utc>;
 
 /// Bytes of one record: stream (u16), has-task flag (u8), task (u32),
 /// time in nanoseconds since 1970 (i64), end of the payload in the text
@@ -53,7 +58,7 @@ pub struct EventLog {
 #[derive(Serialize, Deserialize)]
 struct Raw {
     streams: Vec<String>,
-    #[serde(with = "bm_raft::bytes")]
+    #[serde(with = "crate::byte_block")]
     records: Vec<u8>,
     text: String,
 }
@@ -63,7 +68,7 @@ struct Raw {
 #[derive(Serialize)]
 struct RawRef<'a> {
     streams: &'a [String],
-    #[serde(with = "bm_raft::bytes")]
+    #[serde(with = "crate::byte_block")]
     records: &'a [u8],
     text: &'a str,
 }
@@ -120,10 +125,11 @@ struct Record {
 }
 
 impl EventLog {
-    /// Packs events as an agent sent them.
-    pub fn from_events(events: impl IntoIterator<Item = EventIn>) -> Result<Self, PackError> {
+    /// Packs events as an agent sent them (owned or borrowed).
+    pub fn from_events<E: Borrow<AgentEvent>>(events: impl IntoIterator<Item = E>) -> Result<Self, PackError> {
         let mut log = EventLog::default();
         for (index, e) in events.into_iter().enumerate() {
+            let e = e.borrow();
             let nanos = e.time.timestamp_nanos_opt().ok_or(PackError::TimeOutOfRange { index, time: e.time })?;
             log.push_nanos(&e.stream, e.task, nanos, &e.payload)?;
         }
@@ -255,14 +261,14 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bm_raft::codec;
+    use crate::codec;
 
     fn t(ms: i64) -> Time {
         DateTime::from_timestamp_millis(1_700_000_000_000 + ms).expect("in range")
     }
 
-    fn ev(stream: &str, task: Option<u32>, ms: i64, payload: &str) -> EventIn {
-        EventIn { stream: stream.into(), task, time: t(ms), payload: payload.into() }
+    fn ev(stream: &str, task: Option<u32>, ms: i64, payload: &str) -> AgentEvent {
+        AgentEvent { stream: stream.into(), task, time: t(ms), payload: payload.into() }
     }
 
     fn sample() -> EventLog {
@@ -314,7 +320,7 @@ mod tests {
     fn a_time_that_does_not_fit_is_refused_with_its_position() {
         let far = DateTime::from_timestamp(300 * 365 * 86_400, 0).unwrap();
         let bad =
-            EventLog::from_events(vec![ev("stdout", None, 0, "a"), EventIn { time: far, ..ev("x", None, 0, "") }]);
+            EventLog::from_events(vec![ev("stdout", None, 0, "a"), AgentEvent { time: far, ..ev("x", None, 0, "") }]);
         assert_eq!(bad, Err(PackError::TimeOutOfRange { index: 1, time: far }));
     }
 

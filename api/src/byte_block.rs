@@ -3,7 +3,7 @@
 //! serde sees a `Vec<u8>` as a sequence of `u8`, which bincode encodes and
 //! decodes one element at a time: about 30 ms for a 4 MiB piece here, most
 //! of the cost of replicating a blob or a batch of log lines. Marked with
-//! `#[serde(with = "bm_raft::bytes")]`, the same field goes through
+//! `#[serde(with = "bm_api::byte_block")]`, the same field goes through
 //! `serialize_bytes` (one copy). bincode writes both forms the same way
 //! (a length, then the bytes), so data already stored reads back unchanged.
 
@@ -54,7 +54,7 @@ mod tests {
     struct Plain(Vec<u8>);
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
-    struct Block(#[serde(with = "crate::bytes")] Vec<u8>);
+    struct Block(#[serde(with = "crate::byte_block")] Vec<u8>);
 
     #[test]
     fn a_block_has_the_same_bincode_as_a_sequence_and_reads_either() {
