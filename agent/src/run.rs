@@ -255,9 +255,12 @@ async fn lines(r: impl AsyncRead + Unpin, stream: &'static str, task: u32, tx: m
             Ok(0) | Err(_) => return,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']).to_string();
-                let ev = AgentEvent { stream: stream.into(), task: Some(task), time: Utc::now(), payload: line };
-                if tx.send(ev).await.is_err() {
-                    return;
+                let time = Utc::now();
+                for payload in crate::shipper::cut_line(line) {
+                    let ev = AgentEvent { stream: stream.into(), task: Some(task), time, payload };
+                    if tx.send(ev).await.is_err() {
+                        return;
+                    }
                 }
             }
         }

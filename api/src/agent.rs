@@ -95,6 +95,23 @@ pub struct InputSet {
     pub outputs: Vec<JobOutput>,
 }
 
+/// Most events an agent sends in one batch. A job that writes faster than
+/// the cluster answers fills its batches to here; each batch costs a log
+/// chunk stored on a majority and a Raft commit of its reference whatever
+/// its size, so on the 3-node bench 1,000-line batches carry about twice
+/// what 200-line ones do (docs/benchmarks.md). Larger batches gained
+/// little more and made a quiet job's lines wait behind them.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+
+/// Most payload bytes in one batch (a batch holds at least one event), so
+/// that a job printing long lines still sends batches well under the
+/// agent link's frame limit.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// Longest payload of one event: a longer line is sent as several events
+/// of at most this many bytes, cut at character boundaries.
+pub const MAX_EVENT_BYTES: usize = 256 << 10;
+
 /// A line of output or a control message from the job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

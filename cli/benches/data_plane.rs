@@ -5,7 +5,7 @@
 //! file size and transport, default 256; `BM_BENCH_SECS`, seconds of log
 //! ingestion measured after a 2 s warm-up, default 10; `BM_BENCH_SAMPLES`,
 //! live-tail samples per idle configuration, default 200;
-//! `BM_BENCH_BATCH`, lines per log batch, default 200;
+//! `BM_BENCH_BATCH`, lines per log batch, default the agent's most (1,000);
 //! `BM_BENCH_ONE_NODE=0` skips the 1-node comparison; `BM_BENCH_UPLOADS=0`
 //! the uploads, `BM_BENCH_LOGS=0` the log ingestion and tails;
 //! `BM_BENCH_KEEP=1` keeps the cluster folders and node logs).
@@ -23,7 +23,7 @@
 //!    reference is committed;
 //! 2. the same uploads through the HTTP agent API;
 //! 3. aggregate log ingestion MB/s (line payload bytes) of 16 agents, each
-//!    sending 200-line batches of 100-byte lines, one batch in flight per
+//!    sending full batches (the agent's most, 1,000 lines) of 100-byte lines, one batch in flight per
 //!    agent as the real agent does;
 //! 4. live-tail latency: from an agent sending a one-line batch to a reader
 //!    on another node seeing the line through the events long-poll.
@@ -79,9 +79,10 @@ const SIZES_MIB: [usize; 3] = [1, 16, 64];
 const MIN_UPLOADS: usize = 5;
 /// Concurrent agents sending logs (the figure).
 const LOG_AGENTS: usize = 16;
-/// Lines per events batch by default (`BM_BENCH_BATCH` changes it; the
-/// real agent sends what is queued, up to 500, so a busy job sends 500).
-const BATCH_LINES: usize = 200;
+/// Lines per events batch by default (`BM_BENCH_BATCH` changes it): what
+/// the real agent sends for a job that writes faster than the cluster
+/// answers (it sends whatever is queued, up to this many).
+const BATCH_LINES: usize = bm_api::agent::MAX_BATCH_EVENTS;
 
 /// Lines per events batch in this run.
 fn batch_lines() -> usize {
