@@ -105,7 +105,14 @@ fn localhost() -> SocketAddr {
 }
 
 fn echo() -> AppHandler {
-    Arc::new(|req: Vec<u8>| async move { Ok(req) }.boxed())
+    // The request, then its body if it came with one.
+    Arc::new(|mut req: Vec<u8>, body: Option<bytes::Bytes>| {
+        async move {
+            req.extend_from_slice(body.as_deref().unwrap_or_default());
+            Ok(req)
+        }
+        .boxed()
+    })
 }
 
 struct TestNode {
@@ -293,7 +300,7 @@ async fn call_app_round_trips_and_carries_the_handlers_error() {
     logs();
     let ca = ClusterCa::generate("app").unwrap();
     let echo_node = app_node(&ca, 1, echo()).await;
-    let failing: AppHandler = Arc::new(|_req: Vec<u8>| async { Err("no such job: j-42".to_string()) }.boxed());
+    let failing: AppHandler = Arc::new(|_req: Vec<u8>, _body| async { Err("no such job: j-42".to_string()) }.boxed());
     let failing_node = app_node(&ca, 2, failing).await;
     let caller = PeerEndpoint::bind(localhost(), &tls_for(&ca, 3), FrameLimits::default()).unwrap();
 
@@ -378,6 +385,7 @@ enum WireRequest {
     _Vote(()),
     _InstallSnapshot(()),
     App(Vec<u8>),
+    AppBody { head: Vec<u8>, body_len: u64 },
 }
 
 #[derive(Deserialize, Debug)]
@@ -432,8 +440,20 @@ async fn garbage_frames_reset_only_their_own_stream() {
     huge.extend_from_slice(&[0u8; 64]);
     let mut cut = 100u32.to_be_bytes().to_vec();
     cut.extend_from_slice(&[1u8; 10]);
-    let cases: [(&str, Vec<u8>); 4] =
-        [("random", random), ("not a request", frame(&[0xff; 32])), ("4 GiB header", huge), ("cut short", cut)];
+    // A request announcing a body over the frame limit, and one whose body
+    // ends early.
+    let body_request = |body_len| codec::encode("request", &WireRequest::AppBody { head: b"h".to_vec(), body_len });
+    let huge_body = frame(&body_request(1 << 40).unwrap());
+    let mut cut_body = frame(&body_request(100).unwrap());
+    cut_body.extend_from_slice(&[1u8; 10]);
+    let cases: [(&str, Vec<u8>); 6] = [
+        ("random", random),
+        ("not a request", frame(&[0xff; 32])),
+        ("4 GiB header", huge),
+        ("cut short", cut),
+        ("1 TiB body", huge_body),
+        ("body cut short", cut_body),
+    ];
     // All at once on the one connection, and each on its own.
     let answers = futures::future::join_all(cases.iter().map(|(_, b)| raw_exchange(&conn, b))).await;
     for ((name, _), answer) in cases.iter().zip(answers) {
@@ -445,6 +465,7 @@ async fn garbage_frames_reset_only_their_own_stream() {
         assert!(e.to_string().contains("reset by peer"), "{name}: {e}");
     }
     wait_for_log(&["refused a peer request", &raw_addr, "over the limit"]).await;
+    wait_for_log(&["refused a peer request", &raw_addr, "a body of 1099511627776 bytes is over the limit"]).await;
 
     // The connection survived, and a valid request on it is answered.
     assert!(conn.close_reason().is_none());
@@ -485,6 +506,18 @@ async fn frame_limits_hold_on_both_sides() {
         other => panic!("expected a protocol error, got {other:?}"),
     }
     assert_eq!(caller.call_app(&addr, vec![7; 100], CALL).await.unwrap(), vec![7; 100]);
+    // The same for a body: refused by the server, not sent by a small caller.
+    let body = bytes::Bytes::from(vec![8u8; 4000]);
+    match caller.call_app_with(&addr, vec![7], body.clone(), CALL).await {
+        Err(PeerError::Protocol(msg)) => assert!(msg.contains(&addr), "{msg}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    match small_caller.call_app_with(&addr, vec![7], body, CALL).await {
+        Err(PeerError::Protocol(msg)) => assert!(msg.contains("over the frame limit"), "{msg}"),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+    let answer = caller.call_app_with(&addr, vec![7; 10], bytes::Bytes::from(vec![8u8; 500]), CALL).await.unwrap();
+    assert_eq!(answer, [vec![7; 10], vec![8; 500]].concat());
     raft.shutdown().await.unwrap();
     server.close();
 }

@@ -190,8 +190,8 @@ async fn send_to_peer(
 
 /// Sends one piece to the node at `addr`.
 async fn put(ep: &bm_raft::PeerEndpoint, addr: &str, upload: &str, p: Piece) -> Result<(), ApiError> {
-    let call = PeerCall::BlobPut { upload: upload.to_string(), offset: p.offset, sha: p.sha, bytes: p.bytes.to_vec() };
-    match forward::call(ep, addr, &call, PIECE_TIMEOUT).await? {
+    let call = PeerCall::BlobPut { upload: upload.to_string(), offset: p.offset, sha: p.sha };
+    match forward::call_with(ep, addr, &call, Some(p.bytes), PIECE_TIMEOUT).await? {
         Called::Ok(_) => Ok(()),
         Called::NotLeader => Err(ApiError::new(ErrorCode::Internal, "unexpected answer to a blob piece")),
     }

@@ -33,10 +33,10 @@ pub async fn store(node: &Node, log: EventLog) -> Result<[u8; 32], ApiError> {
         Some(ep) => others
             .into_iter()
             .map(|copy| {
-                let call = PeerCall::ChunkPut { sha, bytes: bytes.to_vec() };
-                let (ep, addr) = (ep.clone(), copy.addr.clone());
+                let call = PeerCall::ChunkPut { sha };
+                let (ep, addr, body) = (ep.clone(), copy.addr.clone(), bytes.clone());
                 let task = tokio::spawn(async move {
-                    match forward::call(&ep, &addr, &call, COPY_TIMEOUT).await? {
+                    match forward::call_with(&ep, &addr, &call, Some(body), COPY_TIMEOUT).await? {
                         Called::Ok(_) => Ok(()),
                         Called::NotLeader => Err(ApiError::new(ErrorCode::Internal, "unexpected answer to a chunk")),
                     }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bm_api::{ApiError, ErrorCode};
 use bm_raft::{codec, PeerEndpoint, PeerError, Raft};
+use bytes::Bytes;
 
 use super::proto::{Answer, PeerCall};
 
@@ -58,8 +59,24 @@ pub enum Called {
 
 /// Sends `call` to the node at `peer_addr`.
 pub async fn call(ep: &PeerEndpoint, peer_addr: &str, call: &PeerCall, timeout: Duration) -> Result<Called, ApiError> {
+    call_with(ep, peer_addr, call, None, timeout).await
+}
+
+/// [`call`] with `body` sent as raw bytes after the call (a blob piece or
+/// a log chunk), which the peer's handler gets as it came off the stream.
+pub async fn call_with(
+    ep: &PeerEndpoint,
+    peer_addr: &str,
+    call: &PeerCall,
+    body: Option<Bytes>,
+    timeout: Duration,
+) -> Result<Called, ApiError> {
     let req = codec::encode("peer call", call).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    let bytes = ep.call_app(peer_addr, req, timeout).await.map_err(|e| peer_error(peer_addr, e))?;
+    let bytes = match body {
+        Some(body) => ep.call_app_with(peer_addr, req, body, timeout).await,
+        None => ep.call_app(peer_addr, req, timeout).await,
+    }
+    .map_err(|e| peer_error(peer_addr, e))?;
     let answer: Answer = codec::decode("peer answer", &bytes)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("bad answer from node at {peer_addr}: {e}")))?;
     match answer {

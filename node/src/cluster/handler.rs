@@ -4,6 +4,7 @@ use std::sync::{Arc, OnceLock};
 
 use bm_api::{ApiError, ErrorCode};
 use bm_raft::{codec, AppHandler};
+use bytes::Bytes;
 use openraft::error::{ClientWriteError, RaftError};
 
 use super::proto::{Answer, PeerCall, TransferStep};
@@ -12,13 +13,13 @@ use crate::node::Node;
 /// The handler the peer endpoint calls; it answers once the node is open
 /// (calls arriving before that are told to retry).
 pub fn app_handler(node: Arc<OnceLock<Node>>) -> AppHandler {
-    Arc::new(move |bytes: Vec<u8>| {
+    Arc::new(move |bytes: Vec<u8>, body: Option<Bytes>| {
         let node = node.clone();
         Box::pin(async move {
             let answer = match node.get() {
                 None => Answer::Err(ApiError::new(ErrorCode::Unavailable, "the node is starting")),
                 Some(node) => match codec::decode::<PeerCall>("peer call", &bytes) {
-                    Ok(call) => handle(node, call).await,
+                    Ok(call) => handle(node, call, body).await,
                     Err(e) => return Err(e.to_string()),
                 },
             };
@@ -34,7 +35,12 @@ fn ok<T: serde::Serialize>(what: &'static str, v: &T) -> Answer {
     }
 }
 
-async fn handle(node: &Node, call: PeerCall) -> Answer {
+/// A call that needs a body and came without one.
+fn no_body(what: &str) -> Answer {
+    Answer::Err(ApiError::new(ErrorCode::BadRequest, format!("{what} came without its bytes")))
+}
+
+async fn handle(node: &Node, call: PeerCall, body: Option<Bytes>) -> Answer {
     match call {
         PeerCall::Propose(_) if node.writes_paused() => Answer::NotLeader,
         PeerCall::Propose(batch) => match crate::proposer::write_bounded(node.raft(), batch).await {
@@ -52,8 +58,10 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
             Some(ep) => ok("pre-vote answer", &super::prevote::grant(node, ep, &req)),
             None => ok("pre-vote answer", &false),
         },
-        PeerCall::BlobPut { upload, offset, sha, bytes } => {
-            match node.blobs().put_piece(&upload, offset, bytes.into(), sha.as_deref(), true).await {
+        PeerCall::BlobPut { upload, .. } if body.is_none() => no_body(&format!("a blob piece of upload {upload}")),
+        PeerCall::BlobPut { upload, offset, sha } => {
+            let bytes = body.unwrap_or_default();
+            match node.blobs().put_piece(&upload, offset, bytes, sha.as_deref(), true).await {
                 Ok(()) => Answer::Ok(Vec::new()),
                 Err(e) => Answer::Err(ApiError::new(
                     ErrorCode::Internal,
@@ -68,9 +76,12 @@ async fn handle(node: &Node, call: PeerCall) -> Answer {
                 Err(e) => Answer::Err(ApiError::new(ErrorCode::NotFound, format!("blob {sha}: {e}"))),
             }
         }
-        PeerCall::ChunkPut { sha, bytes } => match crate::chunks::replicate::keep(node, sha, bytes.into()).await {
-            Ok(()) => Answer::Ok(Vec::new()),
-            Err(e) => Answer::Err(e),
+        PeerCall::ChunkPut { sha } => match body {
+            None => no_body(&format!("log chunk {}", crate::chunks::hex(&sha))),
+            Some(bytes) => match crate::chunks::replicate::keep(node, sha, bytes).await {
+                Ok(()) => Answer::Ok(Vec::new()),
+                Err(e) => Answer::Err(e),
+            },
         },
         PeerCall::ChunkGet { sha } => match node.chunks().store.get(&sha) {
             Ok(b) => Answer::Ok(b.map(|b| b.to_vec()).unwrap_or_default()),

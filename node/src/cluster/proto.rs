@@ -24,7 +24,8 @@ pub enum PeerCall {
     Member(MemberOp),
     /// Would the receiver vote for the sender now (encoded `bool`)?
     PreVote(super::prevote::PreVote),
-    /// One piece of a blob to keep (see `blobs::replicate`).
+    /// One piece of a blob to keep (see `blobs::replicate`); its bytes are
+    /// the call's body.
     BlobPut {
         /// Names this transfer's staging file.
         upload: String,
@@ -33,9 +34,6 @@ pub enum PeerCall {
         /// The whole blob's sha256, on the last piece only: the receiver
         /// then checks the whole against it and keeps it.
         sha: Option<String>,
-        /// The bytes.
-        #[serde(with = "bm_raft::bytes")]
-        bytes: Vec<u8>,
     },
     /// Up to `len` bytes of a blob from `offset`.
     BlobGet {
@@ -49,14 +47,11 @@ pub enum PeerCall {
     /// Part of a leadership transfer: the receiver stops (or resumes)
     /// starting elections, or, if it is the new leader-to-be, starts one.
     Transfer(TransferStep),
-    /// A log chunk to keep (see `chunks::replicate`); answered once it is
-    /// on the receiver's disk.
+    /// A log chunk to keep (see `chunks::replicate`), the packed chunk
+    /// being the call's body; answered once it is on the receiver's disk.
     ChunkPut {
         /// Its sha256, which the receiver checks.
         sha: [u8; 32],
-        /// The packed chunk.
-        #[serde(with = "bm_raft::bytes")]
-        bytes: Vec<u8>,
     },
     /// A log chunk, answered empty when the receiver lacks it.
     ChunkGet {

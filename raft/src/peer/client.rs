@@ -85,11 +85,22 @@ impl Client {
     }
 
     /// Sends `req` to `addr` and waits for the answer, all within `timeout`.
-    pub(crate) async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, CallError> {
+    /// Sends `req` (and `extra`, raw bytes after its frame, for
+    /// [`Request::AppBody`]) and waits for the answer.
+    pub(crate) async fn call(
+        &self,
+        addr: &str,
+        req: &Request,
+        extra: Option<bytes::Bytes>,
+        timeout: Duration,
+    ) -> Result<Response, CallError> {
         let body = bytes::Bytes::from(codec::encode("peer request", req).map_err(|e| protocol(addr, e))?);
+        if let Some(len) = extra.as_ref().map(|b| b.len()).filter(|&len| len > self.limits.max_frame) {
+            return Err(CallError::TooLarge { addr: addr.to_string(), len, max: self.limits.max_frame });
+        }
         let mut stage = Stage::Connecting;
         let started = std::time::Instant::now();
-        let res = tokio::time::timeout(timeout, self.call_inner(addr, &body, &mut stage)).await;
+        let res = tokio::time::timeout(timeout, self.call_inner(addr, &body, extra, &mut stage)).await;
         // The round trip as the caller sees it; compared with the peer's own
         // handling time (logged there) it shows what the link and the
         // scheduler add (docs/benchmarks.md).
@@ -111,11 +122,17 @@ impl Client {
         }
     }
 
-    async fn call_inner(&self, addr: &str, body: &bytes::Bytes, stage: &mut Stage) -> Result<Response, CallError> {
+    async fn call_inner(
+        &self,
+        addr: &str,
+        body: &bytes::Bytes,
+        extra: Option<bytes::Bytes>,
+        stage: &mut Stage,
+    ) -> Result<Response, CallError> {
         let slot = self.slot(addr);
         let conn = self.connection(addr, &slot).await?;
         *stage = Stage::Calling;
-        let res = self.exchange(addr, &conn, body).await;
+        let res = self.exchange(addr, &conn, body, extra).await;
         if let Err(CallError::Lost { .. }) = &res {
             // The next call makes a fresh connection.
             slot.forget(&conn);
@@ -155,9 +172,22 @@ impl Client {
         pending.await.map_err(|reason| CallError::Connect { addr: addr.to_string(), reason })
     }
 
-    async fn exchange(&self, addr: &str, conn: &Connection, body: &bytes::Bytes) -> Result<Vec<u8>, CallError> {
+    async fn exchange(
+        &self,
+        addr: &str,
+        conn: &Connection,
+        body: &bytes::Bytes,
+        extra: Option<bytes::Bytes>,
+    ) -> Result<Vec<u8>, CallError> {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(addr, e))?;
-        match write_frame(&mut send, body.clone(), self.limits.max_frame).await {
+        let written = match write_frame(&mut send, body.clone(), self.limits.max_frame).await {
+            Ok(()) => match extra {
+                Some(extra) => send.write_chunk(extra).await.map_err(WriteFrameError::Write),
+                None => Ok(()),
+            },
+            Err(e) => Err(e),
+        };
+        match written {
             Ok(()) => {}
             Err(WriteFrameError::TooLarge { len, max }) => {
                 let _ = send.reset(0u32.into());

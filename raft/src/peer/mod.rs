@@ -30,10 +30,12 @@ use proto::{Request, Response};
 
 /// Handler for application requests arriving on the peer link (the node uses it to forward writes, reads, status...).
 ///
-/// The bytes are opaque to this crate; an `Err` travels back to the caller as
-/// [`PeerError::Remote`].
-pub type AppHandler =
-    Arc<dyn Fn(Vec<u8>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> + Send + Sync>;
+/// The bytes are opaque to this crate: the encoded call, and the body sent
+/// with [`PeerEndpoint::call_app_with`] if any. An `Err` travels back to
+/// the caller as [`PeerError::Remote`].
+pub type AppHandler = Arc<
+    dyn Fn(Vec<u8>, Option<bytes::Bytes>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>> + Send + Sync,
+>;
 
 /// Handler for a connection that speaks the agent protocol (the node's agent
 /// service); the peer endpoint only routes such connections to it, so this
@@ -150,7 +152,23 @@ impl PeerEndpoint {
 
     /// Sends an application request to the node at `peer_addr` ("host:port") and waits for its answer.
     pub async fn call_app(&self, peer_addr: &str, req: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, PeerError> {
-        match self.client.call(peer_addr, &Request::App(req), timeout).await? {
+        match self.client.call(peer_addr, &Request::App(req), None, timeout).await? {
+            Response::App(r) => r.map(|p| p.0).map_err(PeerError::Remote),
+            _ => Err(PeerError::Protocol(format!("{peer_addr}: answer does not match the request"))),
+        }
+    }
+
+    /// Like [`Self::call_app`], with `body` sent as raw bytes after the
+    /// request (up to the frame limit), handed to the peer's handler as is.
+    pub async fn call_app_with(
+        &self,
+        peer_addr: &str,
+        req: Vec<u8>,
+        body: bytes::Bytes,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, PeerError> {
+        let request = Request::AppBody { head: req, body_len: body.len() as u64 };
+        match self.client.call(peer_addr, &request, Some(body), timeout).await? {
             Response::App(r) => r.map(|p| p.0).map_err(PeerError::Remote),
             _ => Err(PeerError::Protocol(format!("{peer_addr}: answer does not match the request"))),
         }

@@ -45,7 +45,7 @@ type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, NodeInfo, Raft
 
 impl QuicPeer {
     async fn call(&self, req: Request, option: &RPCOption) -> Result<Response, CallError> {
-        self.client.call(&self.addr, &req, option.hard_ttl()).await
+        self.client.call(&self.addr, &req, None, option.hard_ttl()).await
     }
 
     /// Maps a failed call; `sender` is the node id the request carries (for

@@ -20,6 +20,17 @@ pub(crate) enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// An opaque application request, for the node's [`super::AppHandler`].
     App(#[serde(with = "crate::bytes")] Vec<u8>),
+    /// An application request with a body of `body_len` raw bytes after the
+    /// frame (a blob piece, a log chunk). The body reaches the handler as
+    /// it came off the stream: inside [`Request::App`] it was copied into
+    /// the call's encoding, then the request's, and out of both again.
+    AppBody {
+        /// The encoded call.
+        #[serde(with = "crate::bytes")]
+        head: Vec<u8>,
+        /// Length of the body that follows the frame.
+        body_len: u64,
+    },
 }
 
 impl Request {
@@ -29,7 +40,7 @@ impl Request {
             Request::AppendEntries(_) => "append-entries",
             Request::Vote(_) => "vote",
             Request::InstallSnapshot(_) => "install-snapshot",
-            Request::App(_) => "app",
+            Request::App(_) | Request::AppBody { .. } => "app",
         }
     }
 }

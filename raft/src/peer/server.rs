@@ -14,7 +14,7 @@ use super::{AgentConnHandler, AppHandler, FrameLimits};
 use crate::codec;
 use crate::tls::ALPN_PEER;
 use crate::types::Raft;
-use bm_api::frame::{read_frame, write_frame, ReadFrameError};
+use bm_api::frame::{read_bytes, read_frame, write_frame, ReadFrameError};
 
 /// What a stream task needs; cloned into every task.
 #[derive(Clone)]
@@ -108,8 +108,23 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, peer: SocketAd
         Err(e) => return refuse(&mut send, &mut recv, peer, CODE_BAD_REQUEST, &e),
     };
     let kind = req.kind();
+    let body = match &req {
+        Request::AppBody { body_len, .. } if *body_len > max as u64 => {
+            let e = format!("a body of {body_len} bytes is over the limit of {max}");
+            return refuse(&mut send, &mut recv, peer, CODE_BAD_FRAME, &e);
+        }
+        Request::AppBody { body_len, .. } => match read_bytes(&mut recv, *body_len as usize).await {
+            Ok(b) => Some(bytes::Bytes::from(b)),
+            Err(ReadFrameError::Read(e @ (ReadError::ConnectionLost(_) | ReadError::Reset(_)))) => {
+                tracing::debug!(peer = %peer, reason = %e, "peer request abandoned");
+                return;
+            }
+            Err(e) => return refuse(&mut send, &mut recv, peer, CODE_BAD_FRAME, &e),
+        },
+        _ => None,
+    };
     let decoded = std::time::Instant::now();
-    let resp = answer(&service, req).await;
+    let resp = answer(&service, req, body).await;
     tracing::debug!(
         peer = %peer,
         request = kind,
@@ -130,7 +145,7 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream, peer: SocketAd
     let _ = send.finish();
 }
 
-async fn answer(service: &Service, req: Request) -> Response {
+async fn answer(service: &Service, req: Request, body: Option<bytes::Bytes>) -> Response {
     match req {
         Request::AppendEntries(r) => {
             let resp = service.raft.append_entries(r).await;
@@ -142,7 +157,8 @@ async fn answer(service: &Service, req: Request) -> Response {
         }
         Request::Vote(r) => Response::Vote(service.raft.vote(r).await),
         Request::InstallSnapshot(r) => Response::InstallSnapshot(service.raft.install_snapshot(r).await),
-        Request::App(r) => Response::App((service.app)(r).await.map(crate::types::Payload)),
+        Request::App(r) => Response::App((service.app)(r, None).await.map(crate::types::Payload)),
+        Request::AppBody { head, .. } => Response::App((service.app)(head, body).await.map(crate::types::Payload)),
     }
 }
 
