@@ -4,7 +4,8 @@
 //! Each node has one [`PeerEndpoint`] (one UDP socket) that both serves its
 //! peers and calls them, so a peer's source address is its listen address.
 //! A call opens one bi-directional stream on a cached connection, writes one
-//! request frame, and reads one response frame.
+//! request frame (then, for a call with a body, its raw bytes), and reads
+//! one response frame.
 
 mod client;
 mod contact;
