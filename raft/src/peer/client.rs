@@ -84,9 +84,8 @@ impl Client {
         self.peers.lock().expect("peer map poisoned").clear();
     }
 
-    /// Sends `req` to `addr` and waits for the answer, all within `timeout`.
-    /// Sends `req` (and `extra`, raw bytes after its frame, for
-    /// [`Request::AppBody`]) and waits for the answer.
+    /// Sends `req` to `addr` (then `extra`, the raw body of a
+    /// [`Request::AppBody`]) and waits for the answer, all within `timeout`.
     pub(crate) async fn call(
         &self,
         addr: &str,
