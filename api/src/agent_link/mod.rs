@@ -80,12 +80,9 @@ impl AgentClient {
         match self {
             AgentClient::Http(c) => c.agent_events(job, upload).await,
             AgentClient::Quic(l) => {
-                let packed = EventLog::from_events(&upload.events)
-                    .map_err(|e| ClientError::Protocol { url: l.addrs().join(","), message: format!("events: {e}") })
-                    .and_then(|log| {
-                        codec::encode("events", &log)
-                            .map_err(|e| ClientError::Protocol { url: l.addrs().join(","), message: e.to_string() })
-                    })?;
+                let unpackable = |message: String| ClientError::Protocol { url: l.addrs().join(","), message };
+                let log = EventLog::from_events(&upload.events).map_err(|e| unpackable(format!("events: {e}")))?;
+                let packed = codec::encode("events", &log).map_err(|e| unpackable(e.to_string()))?;
                 let (epoch, first, size) = (upload.epoch, upload.first, packed.len() as u64);
                 let call = AgentCall::Events { job: job.into(), epoch, first, size };
                 match l.call(call, Some(packed.into())).await? {

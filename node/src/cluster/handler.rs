@@ -58,17 +58,16 @@ async fn handle(node: &Node, call: PeerCall, body: Option<Bytes>) -> Answer {
             Some(ep) => ok("pre-vote answer", &super::prevote::grant(node, ep, &req)),
             None => ok("pre-vote answer", &false),
         },
-        PeerCall::BlobPut { upload, .. } if body.is_none() => no_body(&format!("a blob piece of upload {upload}")),
-        PeerCall::BlobPut { upload, offset, sha } => {
-            let bytes = body.unwrap_or_default();
-            match node.blobs().put_piece(&upload, offset, bytes, sha.as_deref(), true).await {
+        PeerCall::BlobPut { upload, offset, sha } => match body {
+            None => no_body(&format!("a blob piece of upload {upload}")),
+            Some(bytes) => match node.blobs().put_piece(&upload, offset, bytes, sha.as_deref(), true).await {
                 Ok(()) => Answer::Ok(Vec::new()),
                 Err(e) => Answer::Err(ApiError::new(
                     ErrorCode::Internal,
                     format!("cannot keep blob {} (upload {upload}): {e}", sha.as_deref().unwrap_or("piece")),
                 )),
-            }
-        }
+            },
+        },
         PeerCall::BlobGet { sha, offset, len } => {
             let len = len.min(crate::blobs::CHUNK as u64) as usize;
             match node.blobs().read_range(&sha, offset, len).await {
