@@ -152,19 +152,17 @@ fn cluster_configs(dir: &Path, nodes: usize, listen: std::net::SocketAddr) -> an
     let ip = listen.ip();
     let mut planned = Vec::new();
     for id in 1..=nodes as u64 {
-        let http = if id == 1 { listen } else { free_tcp(ip)? };
-        let http = if http.port() == 0 { free_tcp(ip)? } else { http };
-        planned.push(PlannedNode { id, http, peer: free_udp(ip)?, advertise_peer: None, api_url: None });
+        let http = if id == 1 { listen } else { bm_node::cluster::ports::free_tcp(ip)? };
+        let http = if http.port() == 0 { bm_node::cluster::ports::free_tcp(ip)? } else { http };
+        planned.push(PlannedNode {
+            id,
+            http,
+            peer: bm_node::cluster::ports::free_udp(ip)?,
+            advertise_peer: None,
+            api_url: None,
+        });
     }
     Ok((init_cluster(dir, &planned, bm_node::config::RaftTuning::default())?, true))
-}
-
-fn free_tcp(ip: std::net::IpAddr) -> anyhow::Result<std::net::SocketAddr> {
-    Ok(std::net::TcpListener::bind((ip, 0))?.local_addr()?)
-}
-
-fn free_udp(ip: std::net::IpAddr) -> anyhow::Result<std::net::SocketAddr> {
-    Ok(std::net::UdpSocket::bind((ip, 0))?.local_addr()?)
 }
 
 /// Waits until the cluster has a leader that commits (a fresh cluster

@@ -53,11 +53,11 @@ fn set_lease(config: &Path, lease: Duration) -> anyhow::Result<()> {
 }
 
 fn free_tcp() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(bm_node::cluster::ports::free_tcp([127, 0, 0, 1].into())?)
 }
 
 fn free_udp() -> anyhow::Result<SocketAddr> {
-    Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+    Ok(bm_node::cluster::ports::free_udp([127, 0, 0, 1].into())?)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -19,12 +19,12 @@ use crate::common::Proc;
 
 /// A free TCP port on loopback for a node's HTTP API.
 pub fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    bm_node::cluster::ports::free_tcp([127, 0, 0, 1].into()).unwrap()
 }
 
 /// A free UDP port on loopback for a node's QUIC endpoint.
 pub fn free_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    bm_node::cluster::ports::free_udp([127, 0, 0, 1].into()).unwrap()
 }
 
 /// A numeric knob from the environment, so a quick look needs no edit.

@@ -5,7 +5,6 @@
 //! as a commit of its files as they are: they are committed into a
 //! temporary repository first.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -79,7 +78,7 @@ impl Source {
                 Some(r) => r,
                 None => format!("local/{dirname}"),
             };
-        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = bm_node::cluster::ports::free_tcp([127, 0, 0, 1].into())?.port();
         let base = repo_dir.parent().context("repository has no parent folder")?.to_path_buf();
         let name = repo_dir.file_name().and_then(|n| n.to_str()).context("repository folder name")?.to_string();
         let daemon = Command::new("git")

@@ -35,11 +35,11 @@ pub struct Cluster {
 }
 
 fn free_tcp() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    bm_node::cluster::ports::free_tcp([127, 0, 0, 1].into()).unwrap()
 }
 
 fn free_udp() -> SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    bm_node::cluster::ports::free_udp([127, 0, 0, 1].into()).unwrap()
 }
 
 impl Cluster {

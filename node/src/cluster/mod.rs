@@ -7,6 +7,7 @@ pub mod forward;
 pub mod handler;
 pub mod heartbeat_push;
 pub mod membership;
+pub mod ports;
 pub mod prevote;
 pub mod proto;
 pub mod quorum;
