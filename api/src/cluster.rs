@@ -32,10 +32,15 @@ pub struct NodeStatus {
     /// Agents connected to this node over QUIC right now.
     #[serde(default)]
     pub agents: u64,
-    /// Log chunks on this node's disk (the bytes of large log batches,
-    /// which every node holds once repair has run).
+    /// Log chunks on this node's disk (the bytes of large log batches;
+    /// each is kept on a majority of the voters, its homes, and on any
+    /// other node that has read it).
     #[serde(default)]
     pub log_chunks: u64,
+    /// Log chunks a job refers to and this node is a home of, but does
+    /// not hold: the repair pass's work left here (0 once it has run).
+    #[serde(default)]
+    pub log_chunks_missing: u64,
 }
 
 /// One member as seen from the node answering `GET /v1/cluster`.

@@ -112,6 +112,7 @@ impl Node {
         let chunks = crate::chunks::Chunks {
             store: crate::chunks::ChunkStore::open(&config.data_dir.join("chunks"))?,
             cache: Default::default(),
+            missed: Default::default(),
         };
         let pause = WritePause::default();
         let proposer = Proposer::start(raft.clone(), config.id, peer.clone(), pause.clone());

@@ -1,6 +1,7 @@
-//! The repair pass: every node copies the referenced blobs and log chunks
-//! it lacks, so bytes lost with a node are back on every node once they
-//! run again.
+//! The repair pass: every node copies the referenced blobs it lacks, and
+//! the referenced log chunks it is a home of (see
+//! `crate::chunks::placement`) but lacks, so bytes lost with a node are
+//! back where they belong once the nodes run again.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -20,7 +21,8 @@ pub async fn run(node: Node) {
     }
 }
 
-/// One pass: copies every referenced blob and log chunk missing here.
+/// One pass: copies every referenced blob, and every referenced log chunk
+/// this node is a home of, that is missing here.
 /// Returns how many it copied.
 pub async fn pass(node: &Node) -> usize {
     node.blobs().sweep_staging(Duration::from_secs(3600)).await;
@@ -36,11 +38,7 @@ pub async fn pass(node: &Node) -> usize {
             Err(e) => tracing::warn!(%sha, error = %e, "repair: cannot copy a missing blob"),
         }
     }
-    let chunks = node.read(crate::retention::referenced_chunks);
-    for sha in chunks {
-        if node.chunks().store.has(&sha) {
-            continue;
-        }
+    for sha in missing_chunks(node) {
         match crate::chunks::fetch::copy_from_peer(node, &sha).await {
             Ok(_) => copied += 1,
             Err(e) => {
@@ -52,4 +50,15 @@ pub async fn pass(node: &Node) -> usize {
         tracing::info!(copied, "repair: copied missing blobs and log chunks");
     }
     copied
+}
+
+/// The referenced log chunks this node is a home of but does not hold.
+pub fn missing_chunks(node: &Node) -> Vec<[u8; 32]> {
+    let voters = crate::cluster::quorum::voters(node);
+    let chunks = node.read(crate::retention::referenced_chunks);
+    let store = &node.chunks().store;
+    chunks
+        .into_iter()
+        .filter(|sha| crate::chunks::placement::is_home(sha, &voters, node.id()) && !store.has(sha))
+        .collect()
 }

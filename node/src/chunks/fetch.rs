@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bm_api::{ApiError, ErrorCode};
+use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::cluster::forward::{self, Called};
 use crate::cluster::proto::PeerCall;
@@ -13,6 +14,9 @@ use crate::sm::EventLog;
 
 /// Longest a peer may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a read waits for one peer before asking the next one too.
+const HEDGE: Duration = Duration::from_millis(250);
 
 /// The decoded chunk `sha`.
 pub async fn load(node: &Node, sha: &[u8; 32]) -> Result<Arc<EventLog>, ApiError> {
@@ -33,23 +37,49 @@ pub async fn load(node: &Node, sha: &[u8; 32]) -> Result<Arc<EventLog>, ApiError
     Ok(log)
 }
 
-/// Copies the chunk from the first peer that has it, and keeps it here.
+/// Copies the chunk from the first peer that answers with it, and keeps
+/// it here. Peers are asked in turn, its homes first; when one has not
+/// answered within [`HEDGE`] (a home that is down, or cut off, would
+/// otherwise hold the read for the whole [`TIMEOUT`]), the next is asked
+/// too, and the first good answer wins.
 pub async fn copy_from_peer(node: &Node, sha: &[u8; 32]) -> Result<bytes::Bytes, ApiError> {
     let name = super::hex(sha);
     let Some(ep) = node.peer() else {
         return Err(ApiError::new(ErrorCode::Internal, format!("log chunk {name} is missing from this node")));
     };
-    let (_, others) = crate::cluster::quorum::copies(node);
+    let (_, mut others) = crate::cluster::quorum::copies(node);
+    let homes = super::placement::homes(sha, &crate::cluster::quorum::voters(node));
+    others.sort_by_key(|c| !homes.contains(&c.id));
+    let ask = |copy: crate::cluster::quorum::Copy| async move {
+        let got = forward::call(ep, &copy.addr, &PeerCall::ChunkGet { sha: *sha }, TIMEOUT).await;
+        (copy.id, got)
+    };
+    let mut queue = others.into_iter();
+    let mut asked = FuturesUnordered::new();
     let mut why = Vec::new();
-    for copy in others {
-        match forward::call(ep, &copy.addr, &PeerCall::ChunkGet { sha: *sha }, TIMEOUT).await {
-            Ok(Called::Ok(bytes)) if !bytes.is_empty() => {
-                let bytes = bytes::Bytes::from(bytes);
-                super::replicate::keep(node, *sha, bytes.clone()).await?;
-                return Ok(bytes);
+    loop {
+        if asked.is_empty() {
+            match queue.next() {
+                Some(copy) => asked.push(ask(copy)),
+                None => break,
             }
-            Ok(_) => why.push(format!("node {}: does not have it", copy.id)),
-            Err(e) => why.push(format!("node {}: {}", copy.id, e.message)),
+        }
+        tokio::select! {
+            Some((id, got)) = asked.next() => match got {
+                Ok(Called::Ok(bytes)) if !bytes.is_empty() => {
+                    let bytes = bytes::Bytes::from(bytes);
+                    super::replicate::keep(node, *sha, bytes.clone()).await?;
+                    return Ok(bytes);
+                }
+                Ok(_) => why.push(format!("node {id}: does not have it")),
+                Err(e) => why.push(format!("node {id}: {}", e.message)),
+            },
+            _ = tokio::time::sleep(HEDGE), if queue.len() > 0 => {
+                if let Some(copy) = queue.next() {
+                    asked.push(ask(copy));
+                }
+            }
+            else => break,
         }
     }
     Err(ApiError::new(ErrorCode::Unavailable, format!("no node could supply log chunk {name}: {}", why.join("; "))))

@@ -7,16 +7,18 @@
 //! rewrote every live job's log, and every node kept every log in memory.
 //!
 //! Now a batch of events larger than [`INLINE_MAX`] is packed, stored on
-//! the receiving node and on enough peers that a majority of the voters
-//! hold it (their writes are group-committed, many chunks to an fsync),
-//! and only then is a small reference (its sha256 and the length of each
-//! event) committed through Raft. Readers resolve references through a
+//! its homes, a majority of the voters chosen by its hash ([`placement`];
+//! their writes are group-committed, many chunks to an fsync), and only
+//! then is a small reference (its sha256 and the length of each event)
+//! committed through Raft. Readers resolve references through a
 //! small cache, this node's store, or a peer. Smaller batches (a job's
 //! occasional line, control messages) still go inline: one round instead
 //! of two, and their bytes cost Raft nothing.
 
 mod cache;
 pub mod fetch;
+pub mod missed;
+pub mod placement;
 pub mod replicate;
 mod store;
 
@@ -38,6 +40,8 @@ pub struct Chunks {
     pub store: ChunkStore,
     /// Decoded chunks read or stored lately.
     pub cache: Arc<Cache>,
+    /// Homes that missed a copy lately.
+    pub missed: Arc<missed::Missed>,
 }
 
 /// A chunk's sha256 as text, for messages.

@@ -40,6 +40,14 @@ pub fn copies(node: &Node) -> (usize, Vec<Copy>) {
     (needed, others)
 }
 
+/// The voters of the membership this node knows (none without a peer link).
+pub fn voters(node: &Node) -> Vec<u64> {
+    if node.peer().is_none() {
+        return Vec::new();
+    }
+    node.raft().metrics().borrow().membership_config.membership().voter_ids().collect()
+}
+
 /// Waits until `needed` voters' copies (`pending`, one future per copy)
 /// succeeded. The futures still running then are dropped, so a copy that
 /// must go on in the background is a spawned task. `what` names the bytes

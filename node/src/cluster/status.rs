@@ -42,6 +42,7 @@ pub async fn local(node: &Node) -> NodeStatus {
         api_url: me.api_addr,
         agents: node.agents_connected() as u64,
         log_chunks: node.chunks().store.count() as u64,
+        log_chunks_missing: crate::blobs::repair::missing_chunks(node).len() as u64,
     }
 }
 
