@@ -37,8 +37,9 @@ pub struct NodeStatus {
     /// other node that has read it).
     #[serde(default)]
     pub log_chunks: u64,
-    /// Log chunks a job refers to and this node is a home of, but does
-    /// not hold: the repair pass's work left here (0 once it has run).
+    /// Log chunks a job refers to and this node is a home of (every one,
+    /// on a node set to keep them all), but does not hold: the repair
+    /// pass's work left here (0 once it has run).
     #[serde(default)]
     pub log_chunks_missing: u64,
 }

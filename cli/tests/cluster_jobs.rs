@@ -170,6 +170,71 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
     }
 }
 
+/// The backup procedure of docs/cluster.md: the follower set to keep every
+/// log chunk fetches those it is not a home of, and a copy of its data
+/// alone restores the whole cluster with every log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_the_node_that_keeps_every_log_chunk_restores_every_log() {
+    let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
+    let keeper = 1;
+    c.kill(keeper);
+    let config = c.path().join(format!("c/node-{keeper}/node.toml"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    let key = "keep_all_log_chunks = false";
+    assert!(text.contains(key), "the cluster files wrote no {key:?}: {text}");
+    std::fs::write(&config, text.replace(key, "keep_all_log_chunks = true")).unwrap();
+    c.spawn(keeper);
+    c.wait_leader(Duration::from_secs(30)).await;
+    let admin = c.client();
+    default_target(&admin).await;
+    let _factory = factory(&c).await;
+    let id = admin.job_submit(&JobSubmit::script("logs", "default", "seq 1 20000\n")).await.unwrap().id;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !admin.job(&id).await.unwrap().state.is_terminal() {
+        assert!(Instant::now() < deadline, "job did not end");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The keeper ends up holding every chunk; a home-only node does not
+    // count the chunks it is not a home of as missing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = c.node_status(keeper).await.unwrap();
+        let others: Vec<u64> = c.procs.keys().copied().filter(|n| *n != keeper).collect();
+        let mut most = 0;
+        for n in others {
+            most = most.max(c.node_status(n).await.unwrap().log_chunks);
+        }
+        if st.log_chunks_missing == 0 && st.log_chunks > most {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the keeper did not gather every chunk: {st:?}, others hold up to {most}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Back up the keeper, lose every node's data, restore the copy on each.
+    c.kill(keeper);
+    let backup = c.path().join("backup");
+    let cp = |from: &std::path::Path, to: &std::path::Path| {
+        let ok = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success();
+        assert!(ok, "cp -a {} {}", from.display(), to.display());
+    };
+    cp(&c.path().join(format!("c/node-{keeper}/data")), &backup);
+    let ids: Vec<u64> = c.planned.keys().copied().collect();
+    for n in &ids {
+        c.kill(*n);
+        let data = c.path().join(format!("c/node-{n}/data"));
+        std::fs::remove_dir_all(&data).unwrap();
+        cp(&backup, &data);
+    }
+    for n in &ids {
+        c.spawn(*n);
+    }
+    c.wait_leader(Duration::from_secs(30)).await;
+    let want: Vec<String> = (1..=20000).map(|i| i.to_string()).collect();
+    for n in &ids {
+        assert_eq!(stdout_of(&c.client_of(*n), &id).await, want, "node {n}'s log after the restore");
+    }
+}
+
 /// A running node other than `id`.
 fn survivor_of(c: &Cluster, id: u64) -> u64 {
     *c.procs.keys().find(|n| **n != id).unwrap()

@@ -52,13 +52,15 @@ pub async fn pass(node: &Node) -> usize {
     copied
 }
 
-/// The referenced log chunks this node is a home of but does not hold.
+/// The referenced log chunks this node is a home of (or all of them, with
+/// `keep_all_log_chunks`) but does not hold.
 pub fn missing_chunks(node: &Node) -> Vec<[u8; 32]> {
     let voters = crate::cluster::quorum::voters(node);
+    let all = node.config().keep_all_log_chunks;
     let chunks = node.read(crate::retention::referenced_chunks);
     let store = &node.chunks().store;
     chunks
         .into_iter()
-        .filter(|sha| crate::chunks::placement::is_home(sha, &voters, node.id()) && !store.has(sha))
+        .filter(|sha| !store.has(sha) && (all || crate::chunks::placement::is_home(sha, &voters, node.id())))
         .collect()
 }
