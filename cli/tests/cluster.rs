@@ -233,26 +233,12 @@ async fn a_backup_from_one_follower_restores_the_whole_cluster() {
     let f = c.procs.keys().copied().find(|id| *id != leader).unwrap();
     c.kill(f);
     let backup = c.path().join("backup");
-    copy_dir(&c.path().join(format!("c/node-{f}/data")), &backup);
+    c.copy_data(f, &backup);
     c.spawn(f);
     // Lose every node's data; restore the backup on each.
-    let ids: Vec<u64> = c.procs.keys().copied().collect();
-    for id in &ids {
-        c.kill(*id);
-        let data = c.path().join(format!("c/node-{id}/data"));
-        std::fs::remove_dir_all(&data).unwrap();
-        copy_dir(&backup, &data);
-    }
-    for id in &ids {
-        c.spawn(*id);
-    }
+    c.restore_everywhere(&backup);
     c.wait_leader(Duration::from_secs(30)).await;
     check_all_present(&c, &acked).await;
     // And it takes writes again.
     c.client().job_submit(&bm_api::jobs::JobSubmit::script("after", "default", "true")).await.unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    let ok = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success();
-    assert!(ok, "cp -a {} {}", from.display(), to.display());
 }

@@ -213,24 +213,11 @@ async fn a_backup_of_the_node_that_keeps_every_log_chunk_restores_every_log() {
     // Back up the keeper, lose every node's data, restore the copy on each.
     c.kill(keeper);
     let backup = c.path().join("backup");
-    let cp = |from: &std::path::Path, to: &std::path::Path| {
-        let ok = std::process::Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success();
-        assert!(ok, "cp -a {} {}", from.display(), to.display());
-    };
-    cp(&c.path().join(format!("c/node-{keeper}/data")), &backup);
-    let ids: Vec<u64> = c.planned.keys().copied().collect();
-    for n in &ids {
-        c.kill(*n);
-        let data = c.path().join(format!("c/node-{n}/data"));
-        std::fs::remove_dir_all(&data).unwrap();
-        cp(&backup, &data);
-    }
-    for n in &ids {
-        c.spawn(*n);
-    }
+    c.copy_data(keeper, &backup);
+    c.restore_everywhere(&backup);
     c.wait_leader(Duration::from_secs(30)).await;
     let want: Vec<String> = (1..=20000).map(|i| i.to_string()).collect();
-    for n in &ids {
+    for n in c.planned.keys() {
         assert_eq!(stdout_of(&c.client_of(*n), &id).await, want, "node {n}'s log after the restore");
     }
 }

@@ -191,6 +191,31 @@ impl Cluster {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+
+    /// Copies node `id`'s data folder to `to` (a backup); stop the node first.
+    pub fn copy_data(&self, id: u64, to: &Path) {
+        copy_dir(&self.path().join(format!("c/node-{id}/data")), to);
+    }
+
+    /// Loses every planned node's data and puts a copy of `backup` in its
+    /// place, then starts them all.
+    pub fn restore_everywhere(&mut self, backup: &Path) {
+        let ids: Vec<u64> = self.planned.keys().copied().collect();
+        for id in &ids {
+            self.kill(*id);
+            let data = self.path().join(format!("c/node-{id}/data"));
+            std::fs::remove_dir_all(&data).unwrap();
+            copy_dir(backup, &data);
+        }
+        for id in ids {
+            self.spawn(id);
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let ok = Command::new("cp").arg("-a").arg(from).arg(to).status().unwrap().success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
 }
 
 /// Submits jobs as fast as `writers` concurrent clients can until `stop`
