@@ -42,6 +42,11 @@ pub struct NodeStatus {
     /// pass's work left here (0 once it has run).
     #[serde(default)]
     pub log_chunks_missing: u64,
+    /// Output blobs a job refers to and this node is a home of (every one,
+    /// on a node set to keep them all), but does not hold: like
+    /// `log_chunks_missing`, 0 once repair has run.
+    #[serde(default)]
+    pub blobs_missing: u64,
 }
 
 /// One member as seen from the node answering `GET /v1/cluster`.

@@ -97,13 +97,22 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
     assert_eq!(outs.len(), 1, "{outs:?}");
     let want = outs[0].sha256.clone();
     assert_eq!(outs[0].size, 9_000_000);
-    // Lose a node with its disk; a fresh one takes its place.
-    let lost = *c.procs.keys().next().unwrap();
+    // The blob is on its homes (a majority of the voters chosen by the
+    // output's id); lose one of them with its disk, and a fresh node
+    // takes its place.
+    let voters: Vec<u64> = c.procs.keys().copied().collect();
+    let homes = bm_node::blobs::placement::homes(&outs[0].id, &voters);
+    let dir = c.path().to_path_buf();
+    let blob_on = |id: u64| dir.join(format!("c/node-{id}/data/blobs/{}/{want}", &want[..2]));
+    for h in &homes {
+        assert!(blob_on(*h).exists(), "home {h} of {} lacks its blob", outs[0].id);
+    }
+    let lost = homes[0];
     c.kill(lost);
     std::fs::remove_dir_all(c.path().join(format!("c/node-{lost}/data"))).unwrap();
     c.spawn(lost);
     // The repair pass brings the blob back to its disk without anyone asking.
-    let blob = c.path().join(format!("c/node-{lost}/data/blobs/{}/{want}", &want[..2]));
+    let blob = blob_on(lost);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !blob.exists() {
         assert!(Instant::now() < deadline, "repair did not restore {}", blob.display());
@@ -118,6 +127,7 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
         if let Some(st) = &st {
             if st.applied >= c.node_status(survivor_of(&c, lost)).await.and_then(|s| s.applied)
                 && st.log_chunks_missing == 0
+                && st.blobs_missing == 0
                 && st.log_chunks > 0
             {
                 break;
@@ -130,6 +140,7 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
     for id in c.procs.keys() {
         let st = c.node_status(*id).await.unwrap();
         assert_eq!(st.log_chunks_missing, 0, "node {id} lacks chunks it is a home of: {st:?}");
+        assert_eq!(st.blobs_missing, 0, "node {id} lacks blobs it is a home of: {st:?}");
         held += st.log_chunks;
     }
     let fresh = c.node_status(lost).await.unwrap().log_chunks;
@@ -171,43 +182,63 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
 }
 
 /// The backup procedure of docs/cluster.md: the follower set to keep every
-/// log chunk fetches those it is not a home of, and a copy of its data
-/// alone restores the whole cluster with every log.
+/// log chunk and output fetches those it is not a home of, and a copy of
+/// its data alone restores the whole cluster with every log and output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backup_of_the_node_that_keeps_every_log_chunk_restores_every_log() {
+async fn a_backup_of_the_node_that_keeps_every_log_chunk_and_output_restores_them_all() {
     let mut c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
-    let keeper = 1;
-    c.kill(keeper);
-    let config = c.path().join(format!("c/node-{keeper}/node.toml"));
-    let text = std::fs::read_to_string(&config).unwrap();
-    let key = "keep_all_log_chunks = false";
-    assert!(text.contains(key), "the cluster files wrote no {key:?}: {text}");
-    std::fs::write(&config, text.replace(key, "keep_all_log_chunks = true")).unwrap();
-    c.spawn(keeper);
-    c.wait_leader(Duration::from_secs(30)).await;
     let admin = c.client();
     default_target(&admin).await;
     let _factory = factory(&c).await;
-    let id = admin.job_submit(&JobSubmit::script("logs", "default", "seq 1 20000\n")).await.unwrap().id;
+    let script = "seq 1 20000\nfor i in 1 2 3 4; do head -c 65536 /dev/urandom > /tmp/out-$i.bin; done\n";
+    let mut job = JobSubmit::script("logs", "default", script);
+    job.output_rules = vec!["=/tmp/out-*.bin".into()];
+    let id = admin.job_submit(&job).await.unwrap().id;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !admin.job(&id).await.unwrap().state.is_terminal() {
         assert!(Instant::now() < deadline, "job did not end");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The keeper ends up holding every chunk; a home-only node does not
-    // count the chunks it is not a home of as missing.
+    let outs = admin.job_outputs(&id).await.unwrap();
+    assert_eq!(outs.len(), 4, "{outs:?}");
+    let dir = c.path().to_path_buf();
+    let holds = |n: u64, sha: &str| dir.join(format!("c/node-{n}/data/blobs/{}/{sha}", &sha[..2])).exists();
+    // The keeper: a node that is not a home of the first output, and so
+    // does not hold it yet.
+    let voters: Vec<u64> = c.procs.keys().copied().collect();
+    let homes = bm_node::blobs::placement::homes(&outs[0].id, &voters);
+    let keeper = *voters.iter().find(|v| !homes.contains(v)).unwrap();
+    assert!(!holds(keeper, &outs[0].sha256), "node {keeper} holds an output it is not a home of");
+    c.kill(keeper);
+    let config = c.path().join(format!("c/node-{keeper}/node.toml"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    let key = "keep_all_bytes = false";
+    assert!(text.contains(key), "the cluster files wrote no {key:?}: {text}");
+    std::fs::write(&config, text.replace(key, "keep_all_bytes = true")).unwrap();
+    c.spawn(keeper);
+    c.wait_leader(Duration::from_secs(30)).await;
+    // The keeper ends up holding every chunk and every output; a home-only
+    // node does not count those it is not a home of as missing.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let st = c.node_status(keeper).await.unwrap();
+        let st = c.node_status(keeper).await;
         let others: Vec<u64> = c.procs.keys().copied().filter(|n| *n != keeper).collect();
         let mut most = 0;
-        for n in others {
-            most = most.max(c.node_status(n).await.unwrap().log_chunks);
+        for n in &others {
+            let other = c.node_status(*n).await.unwrap();
+            assert_eq!(other.blobs_missing, 0, "node {n} lacks outputs it is a home of: {other:?}");
+            most = most.max(other.log_chunks);
         }
-        if st.log_chunks_missing == 0 && st.log_chunks > most {
-            break;
+        let all_here = outs.iter().all(|o| holds(keeper, &o.sha256));
+        if let Some(st) = &st {
+            if st.log_chunks_missing == 0 && st.blobs_missing == 0 && st.log_chunks > most && all_here {
+                break;
+            }
         }
-        assert!(Instant::now() < deadline, "the keeper did not gather every chunk: {st:?}, others hold up to {most}");
+        assert!(
+            Instant::now() < deadline,
+            "the keeper did not gather every chunk and output: {st:?}, others hold up to {most} chunks"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Back up the keeper, lose every node's data, restore the copy on each.
@@ -218,7 +249,85 @@ async fn a_backup_of_the_node_that_keeps_every_log_chunk_restores_every_log() {
     c.wait_leader(Duration::from_secs(30)).await;
     let want: Vec<String> = (1..=20000).map(|i| i.to_string()).collect();
     for n in c.planned.keys() {
-        assert_eq!(stdout_of(&c.client_of(*n), &id).await, want, "node {n}'s log after the restore");
+        let client = c.client_of(*n);
+        assert_eq!(stdout_of(&client, &id).await, want, "node {n}'s log after the restore");
+        for o in &outs {
+            let bytes = client.job_output_download(&id, &o.id).await.unwrap().bytes().await.unwrap();
+            assert_eq!(sha256_hex(&bytes), o.sha256, "node {n} served other bytes for {}", o.path);
+        }
+    }
+}
+
+/// An output whose other home hangs still lands on a majority: the upload
+/// waits for that home no longer than its hedge, then copies the blob to
+/// the other voter (and, while the miss is fresh, sends the next uploads
+/// to every voter at once); once the hung node runs again, repair brings
+/// it the outputs it is a home of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_land_on_a_majority_while_a_home_hangs_and_reach_it_after() {
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
+    let leader = c.wait_leader(Duration::from_secs(30)).await;
+    let admin = c.client_of(leader);
+    default_target(&admin).await;
+    let _factory = factory(&c).await;
+    // Ten outputs: each has the hung node as its other home half the time.
+    let script = "sleep 4\nfor i in $(seq 1 10); do head -c 1000000 /dev/urandom > /tmp/out-$i.bin; done\n";
+    let mut job = JobSubmit::script("hung", "default", script);
+    job.output_rules = vec!["=/tmp/out-*.bin".into()];
+    let id = admin.job_submit(&job).await.unwrap().id;
+    // Once the job runs, hang a follower the agent is not attached to.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while admin.job(&id).await.unwrap().state != JobState::Running {
+        assert!(Instant::now() < deadline, "job did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // (An agent that raced several nodes may still be counted on more
+    // than one; hung under it, it would move to another node.)
+    let mut hung = (u64::MAX, 0);
+    for n in c.procs.keys().copied().filter(|n| *n != leader) {
+        let agents = c.node_status(n).await.map_or(u64::MAX, |s| s.agents);
+        hung = hung.min((agents, n));
+    }
+    let hung = hung.1;
+    c.signal(hung, "STOP");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = admin.job(&id).await.unwrap();
+        if job.state.is_terminal() {
+            assert_eq!(job.state, JobState::Completed, "{job:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "job did not end with node {hung} hung: {job:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let outs = admin.job_outputs(&id).await.unwrap();
+    assert_eq!(outs.len(), 10, "{outs:?}");
+    let voters: Vec<u64> = c.procs.keys().copied().collect();
+    let homed_on_hung =
+        outs.iter().filter(|o| bm_node::blobs::placement::homes(&o.id, &voters).contains(&hung)).count();
+    let dir = c.path().to_path_buf();
+    let holds = |n: u64, sha: &str| dir.join(format!("c/node-{n}/data/blobs/{}/{sha}", &sha[..2])).exists();
+    for o in &outs {
+        let live = voters.iter().filter(|n| **n != hung && holds(**n, &o.sha256)).count();
+        assert_eq!(live, 2, "{} is on {live} of the two running nodes", o.path);
+    }
+    // The hung node runs again: repair brings it what it is a home of.
+    c.signal(hung, "CONT");
+    let applied = c.node_status(leader).await.unwrap().applied;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let st = c.node_status(hung).await;
+        if st.as_ref().is_some_and(|s| s.applied >= applied && s.blobs_missing == 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "node {hung} did not get its outputs back: {st:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let held = outs.iter().filter(|o| holds(hung, &o.sha256)).count();
+    assert!(held >= homed_on_hung, "node {hung} holds {held} outputs, is a home of {homed_on_hung}");
+    for o in &outs {
+        let bytes = c.client_of(hung).job_output_download(&id, &o.id).await.unwrap().bytes().await.unwrap();
+        assert_eq!(sha256_hex(&bytes), o.sha256, "node {hung} served other bytes for {}", o.path);
     }
 }
 

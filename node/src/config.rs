@@ -45,12 +45,14 @@ pub struct NodeConfig {
     /// How long finished jobs keep their logs and outputs.
     #[serde(default)]
     pub retention: Retention,
-    /// Keep a copy of every log chunk here, not only of those this node
-    /// is a home of (the repair pass fetches the others): for the node
-    /// whose `data_dir` is backed up, so that one copy restores every log
-    /// (docs/cluster.md). Off by default: a chunk lives on a majority.
-    #[serde(default)]
-    pub keep_all_log_chunks: bool,
+    /// Keep a copy of every log chunk and every output blob here, not only
+    /// of those this node is a home of (the repair pass fetches the
+    /// others): for the node whose `data_dir` is backed up, so that one
+    /// copy restores every log and output (docs/cluster.md). Off by
+    /// default: such bytes live on a majority of the voters. Read under its
+    /// first name, `keep_all_log_chunks`, too.
+    #[serde(default, alias = "keep_all_log_chunks")]
+    pub keep_all_bytes: bool,
     /// Deliberate bugs for proving that the chaos suite's checker catches
     /// them. Never set these on a real cluster.
     #[serde(default, skip_serializing_if = "TestOnly::is_off")]
@@ -251,7 +253,7 @@ impl NodeConfig {
             peer: None,
             limits: Limits::default(),
             retention: Retention::default(),
-            keep_all_log_chunks: false,
+            keep_all_bytes: false,
             test_only: TestOnly::default(),
         }
     }

@@ -31,6 +31,7 @@ struct Inner {
     admin_hash: String,
     blobs: Blobs,
     chunks: crate::chunks::Chunks,
+    missed: Arc<crate::cluster::missed::Missed>,
     proposer: Proposer,
     heartbeats: crate::heartbeats::Heartbeats,
     config: NodeConfig,
@@ -112,7 +113,6 @@ impl Node {
         let chunks = crate::chunks::Chunks {
             store: crate::chunks::ChunkStore::open(&config.data_dir.join("chunks"))?,
             cache: Default::default(),
-            missed: Default::default(),
         };
         let pause = WritePause::default();
         let proposer = Proposer::start(raft.clone(), config.id, peer.clone(), pause.clone());
@@ -124,6 +124,7 @@ impl Node {
                 admin_hash: auth::hash_token(&admin),
                 blobs,
                 chunks,
+                missed: Default::default(),
                 proposer,
                 heartbeats: Default::default(),
                 config,
@@ -217,6 +218,12 @@ impl Node {
     /// The log chunk store and its cache.
     pub fn chunks(&self) -> &crate::chunks::Chunks {
         &self.inner.chunks
+    }
+
+    /// Peers that missed a copy of a log chunk or a blob lately: bytes
+    /// homed there go to every voter meanwhile.
+    pub fn missed(&self) -> &Arc<crate::cluster::missed::Missed> {
+        &self.inner.missed
     }
 
     /// Hash of the admin token.

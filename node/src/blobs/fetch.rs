@@ -1,6 +1,7 @@
 //! Reading a blob on any node: from local disk, or from a peer that has
 //! it (then kept here too).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bm_api::{ApiError, ErrorCode};
@@ -14,21 +15,32 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The whole blob, fetched from a peer first when this node lacks it.
 pub async fn read(node: &Node, sha: &str) -> Result<bytes::Bytes, ApiError> {
-    ensure_local(node, sha).await?;
+    ensure_local(node, sha, None).await?;
     node.blobs().read(sha).await.map_err(|e| ApiError::new(ErrorCode::Internal, format!("blob {sha} unreadable: {e}")))
 }
 
-/// Makes sure the blob is on this node's disk, copying it from a peer.
-pub async fn ensure_local(node: &Node, sha: &str) -> Result<(), ApiError> {
+/// Makes sure the blob is on this node's disk, copying it from a peer:
+/// its homes first (`homes` when the caller knows them, else from the
+/// outputs that refer to it), then any other member.
+pub async fn ensure_local(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>) -> Result<(), ApiError> {
     if node.blobs().has(sha).await {
         return Ok(());
     }
     let Some(ep) = node.peer() else {
         return Err(ApiError::new(ErrorCode::Internal, format!("blob {sha} is missing from this node")));
     };
+    let homes = match homes {
+        Some(h) => h.clone(),
+        None => {
+            let voters = crate::cluster::quorum::voters(node);
+            node.read(|s| super::placement::homes_of_blob(s, sha, &voters))
+        }
+    };
     let membership = node.raft().metrics().borrow().membership_config.membership().clone();
+    let mut members: Vec<_> = membership.nodes().filter(|(id, _)| **id != node.id()).collect();
+    members.sort_by_key(|(id, _)| !homes.contains(id));
     let mut why = Vec::new();
-    for (id, info) in membership.nodes().filter(|(id, _)| **id != node.id()) {
+    for (id, info) in members {
         match copy_from(node, ep, &info.peer_addr, sha).await {
             Ok(()) => return Ok(()),
             Err(e) => why.push(format!("node {id}: {}", e.message)),

@@ -1,15 +1,16 @@
-//! Output files, content-addressed by sha256 and kept on every node.
+//! Output files, content-addressed by sha256 and kept on their homes, a
+//! majority of the voters.
 //!
-//! An upload is written to the receiving node's disk and copied to enough
-//! other nodes that a majority of the voters hold it before the upload is
-//! acknowledged (and before its reference is committed through Raft); the
-//! copies to the remaining nodes follow in the background. A node asked
-//! for a blob it lacks fetches it from a peer, and a repair pass copies
-//! every referenced blob a node lacks, so a replaced or rejoining node
-//! ends up holding everything again.
+//! An upload is written to the receiving node's disk and copied to the
+//! other homes of its output ([`placement`]) before the upload is
+//! acknowledged (and before its reference is committed through Raft). A
+//! node asked for a blob it lacks fetches it from a peer, its homes first,
+//! and a repair pass copies every referenced blob a node is a home of but
+//! lacks, so a replaced or rejoining node ends up holding its share again.
 
 mod direct;
 pub mod fetch;
+pub mod placement;
 pub mod repair;
 pub mod replicate;
 mod running;

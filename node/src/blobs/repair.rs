@@ -1,7 +1,6 @@
-//! The repair pass: every node copies the referenced blobs it lacks, and
-//! the referenced log chunks it is a home of (see
-//! `crate::chunks::placement`) but lacks, so bytes lost with a node are
-//! back where they belong once the nodes run again.
+//! The repair pass: every node copies the referenced blobs and log chunks
+//! it is a home of (see `crate::cluster::placement`) but lacks, so bytes
+//! lost with a node are back where they belong once the nodes run again.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,19 +20,13 @@ pub async fn run(node: Node) {
     }
 }
 
-/// One pass: copies every referenced blob, and every referenced log chunk
-/// this node is a home of, that is missing here.
-/// Returns how many it copied.
+/// One pass: copies every referenced blob and log chunk this node is a
+/// home of that is missing here. Returns how many it copied.
 pub async fn pass(node: &Node) -> usize {
     node.blobs().sweep_staging(Duration::from_secs(3600)).await;
-    let wanted: BTreeSet<String> =
-        node.read(|s| s.jobs.values().flat_map(|j| j.outputs.iter().map(|o| o.sha256.clone())).collect());
     let mut copied = 0;
-    for sha in wanted {
-        if node.blobs().has(&sha).await {
-            continue;
-        }
-        match super::fetch::ensure_local(node, &sha).await {
+    for (sha, homes) in missing_blobs(node) {
+        match super::fetch::ensure_local(node, &sha, Some(&homes)).await {
             Ok(()) => copied += 1,
             Err(e) => tracing::warn!(%sha, error = %e, "repair: cannot copy a missing blob"),
         }
@@ -52,15 +45,24 @@ pub async fn pass(node: &Node) -> usize {
     copied
 }
 
+/// The referenced blobs this node is a home of (or all of them, with
+/// `keep_all_bytes`) but does not hold, each with its homes.
+pub fn missing_blobs(node: &Node) -> Vec<(String, BTreeSet<u64>)> {
+    let voters = crate::cluster::quorum::voters(node);
+    let all = node.config().keep_all_bytes || node.peer().is_none();
+    let blobs = node.read(|s| super::placement::referenced(s, &voters));
+    blobs.into_iter().filter(|(sha, homes)| (all || homes.contains(&node.id())) && !node.blobs().has_now(sha)).collect()
+}
+
 /// The referenced log chunks this node is a home of (or all of them, with
-/// `keep_all_log_chunks`) but does not hold.
+/// `keep_all_bytes`) but does not hold.
 pub fn missing_chunks(node: &Node) -> Vec<[u8; 32]> {
     let voters = crate::cluster::quorum::voters(node);
-    let all = node.config().keep_all_log_chunks;
+    let all = node.config().keep_all_bytes;
     let chunks = node.read(crate::retention::referenced_chunks);
     let store = &node.chunks().store;
     chunks
         .into_iter()
-        .filter(|sha| !store.has(sha) && (all || crate::chunks::placement::is_home(sha, &voters, node.id())))
+        .filter(|sha| !store.has(sha) && (all || crate::cluster::placement::is_home(sha, &voters, node.id())))
         .collect()
 }

@@ -34,6 +34,12 @@ impl Blobs {
         }
     }
 
+    /// Whether the blob is here, checked on the calling thread (one
+    /// `stat`, for a loop that counts many).
+    pub fn has_now(&self, sha: &str) -> bool {
+        self.path(sha).is_ok_and(|p| p.exists())
+    }
+
     /// Reads `len` bytes at `offset` (fewer at the end).
     pub async fn read_range(&self, sha: &str, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};

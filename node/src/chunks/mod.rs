@@ -7,7 +7,7 @@
 //! rewrote every live job's log, and every node kept every log in memory.
 //!
 //! Now a batch of events larger than [`INLINE_MAX`] is packed, stored on
-//! its homes, a majority of the voters chosen by its hash ([`placement`];
+//! its homes, a majority of the voters chosen by its hash (`crate::cluster::placement`;
 //! their writes are group-committed, many chunks to an fsync), and only
 //! then is a small reference (its sha256 and the length of each event)
 //! committed through Raft. Readers resolve references through a
@@ -17,8 +17,6 @@
 
 mod cache;
 pub mod fetch;
-pub mod missed;
-pub mod placement;
 pub mod replicate;
 mod store;
 
@@ -40,8 +38,6 @@ pub struct Chunks {
     pub store: ChunkStore,
     /// Decoded chunks read or stored lately.
     pub cache: Arc<Cache>,
-    /// Homes that missed a copy lately.
-    pub missed: Arc<missed::Missed>,
 }
 
 /// A chunk's sha256 as text, for messages.

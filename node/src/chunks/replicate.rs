@@ -39,7 +39,7 @@ pub async fn store(node: &Node, log: EventLog) -> Result<[u8; 32], ApiError> {
     // node's own, when it keeps one.
     let (needed, others) = quorum::copies(node);
     let voters = quorum::voters(node);
-    let homes = super::placement::homes(&sha, &voters);
+    let homes = crate::cluster::placement::homes(&sha, &voters);
     let here = node.peer().is_none() || homes.contains(&node.id());
     let voter_here = voters.contains(&node.id());
     let put_here = || async {
@@ -57,7 +57,7 @@ pub async fn store(node: &Node, log: EventLog) -> Result<[u8; 32], ApiError> {
     let remote = async {
         let from_homes = if here { needed } else { needed + usize::from(voter_here) };
         let to_homes: Vec<Copy> = others.iter().filter(|c| homes.contains(&c.id)).cloned().collect();
-        let missed = &node.chunks().missed;
+        let missed = node.missed();
         if !missed.any(to_homes.iter().map(|c| c.id)) {
             let ids: Vec<u64> = to_homes.iter().map(|c| c.id).collect();
             let copies = send(node, sha, &bytes, to_homes);
@@ -105,7 +105,7 @@ fn send(
         .map(|copy| {
             let call = PeerCall::ChunkPut { sha };
             let (ep, addr, body) = (ep.clone(), copy.addr.clone(), bytes.clone());
-            let (missed, id) = (node.chunks().missed.clone(), copy.id);
+            let (missed, id) = (node.missed().clone(), copy.id);
             let task = tokio::spawn(async move {
                 let done = match forward::call_with(&ep, &addr, &call, Some(body), COPY_TIMEOUT).await {
                     Ok(Called::Ok(_)) => Ok(()),

@@ -117,7 +117,7 @@ fn write_node(
         }),
         limits: Default::default(),
         retention: Default::default(),
-        keep_all_log_chunks: false,
+        keep_all_bytes: false,
         test_only: Default::default(),
     };
     let path = folder.join("node.toml");

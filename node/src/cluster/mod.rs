@@ -7,6 +7,8 @@ pub mod forward;
 pub mod handler;
 pub mod heartbeat_push;
 pub mod membership;
+pub mod missed;
+pub mod placement;
 pub mod ports;
 pub mod prevote;
 pub mod proto;

@@ -43,6 +43,7 @@ pub async fn local(node: &Node) -> NodeStatus {
         agents: node.agents_connected() as u64,
         log_chunks: node.chunks().store.count() as u64,
         log_chunks_missing: crate::blobs::repair::missing_chunks(node).len() as u64,
+        blobs_missing: crate::blobs::repair::missing_blobs(node).len() as u64,
     }
 }
 

@@ -296,10 +296,11 @@ pub async fn output_store(
     size: u64,
     pieces: impl futures::Stream<Item = Result<Bytes, ApiError>> + Unpin,
 ) -> Result<JobOutput, ApiError> {
-    let sha256 = crate::blobs::replicate::store_stream(&ctx.node, size, pieces)
+    let id = crate::blobs::placement::draw_id(ctx.node.id(), &crate::cluster::quorum::voters(&ctx.node));
+    let sha256 = crate::blobs::replicate::store_stream(&ctx.node, &id, size, pieces)
         .await
         .map_err(|e| ApiError::new(e.code, format!("cannot store output {}: {}", q.path, e.message)))?;
-    let output = JobOutput { id: ulid::Ulid::new().to_string(), path: q.path, size, sha256 };
+    let output = JobOutput { id, path: q.path, size, sha256 };
     ctx.node
         .propose(Command::JobOutput { job, fence: Fence { worker: me, epoch: q.epoch }, output: output.clone() })
         .await?;

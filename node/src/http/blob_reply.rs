@@ -60,7 +60,7 @@ pub async fn serve(node: &Node, sha: &str, size: u64, range: Option<String>) -> 
             return r;
         }
     };
-    if let Err(e) = crate::blobs::fetch::ensure_local(node, sha).await {
+    if let Err(e) = crate::blobs::fetch::ensure_local(node, sha, None).await {
         return reply::error(&e);
     }
     let (status, start, len) = match &range {

@@ -1,10 +1,12 @@
-//! Homes that missed a chunk copy lately.
+//! Homes that missed a copy (of a log chunk or a blob) lately.
 //!
-//! With one home down, every chunk homed there would wait for its copy to
-//! fail (a dead peer answers nothing until QUIC gives up on it) before
-//! going to the other voters. A home that missed a copy is remembered for
-//! a while, and chunks homed there go to every voter at once meanwhile;
-//! the first copy that reaches it again forgets the miss.
+//! With one home down, every chunk or upload homed there would wait for
+//! its copy to fail (a dead peer answers nothing until QUIC gives up on
+//! it) before going to the other voters. A home that missed a copy is
+//! remembered for a while, and bytes homed there go to every voter at once
+//! meanwhile; the first copy that reaches it again forgets the miss. One
+//! record per node serves both kinds of bytes: a peer that cannot take a
+//! chunk cannot take a blob either.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -1,22 +1,24 @@
-//! Which voters keep a log chunk: its homes, a majority of the voters
-//! chosen by the chunk's hash.
+//! Which voters keep bytes that stay off the Raft log (log chunks and
+//! output blobs): their homes, a majority of the voters chosen by a
+//! 32-byte key (a chunk's sha256; for a blob, the hash of the output's id,
+//! see `crate::blobs::placement`).
 //!
-//! Every node used to keep every chunk, so each byte of log was written
-//! and fsynced three times on a cluster of three. Under load the disks of
-//! the followers were then too busy to append the Raft log within the one
-//! heartbeat openraft 0.9 allows an AppendEntries, and a follower fell
-//! seconds behind (docs/benchmarks.md, session 11). A majority is what the
-//! design promises (nothing acknowledged is lost while a majority
+//! Every node used to keep every chunk and every blob, so each byte was
+//! written and fsynced three times on a cluster of three. Under load the
+//! disks of the followers were then too busy to append the Raft log within
+//! the one heartbeat openraft 0.9 allows an AppendEntries, and a follower
+//! fell seconds behind (docs/benchmarks.md, session 11). A majority is
+//! what the design promises (nothing acknowledged is lost while a majority
 //! survives), and any majority of the voters holds at least one home of
-//! every chunk, so it can still serve every log: a node that is not a home
-//! fetches the chunk from a peer when it is read.
+//! every key, so it can still serve everything: a node that is not a home
+//! fetches the bytes from a peer when they are read.
 //!
-//! Homes come from rendezvous hashing (each voter scores each chunk, the
+//! Homes come from rendezvous hashing (each voter scores each key, the
 //! highest scores win): every node computes the same homes without asking
-//! anyone, the chunks spread evenly, and a change of membership moves only
-//! the chunks whose homes it touches.
+//! anyone, the keys spread evenly, and a change of membership moves only
+//! the keys whose homes it touches.
 
-/// The homes of the chunk `sha` among `voters`: a majority of them, the
+/// The homes of the key `sha` (a chunk's sha256, or a blob's key) among `voters`: a majority of them, the
 /// best score first.
 pub fn homes(sha: &[u8; 32], voters: &[u64]) -> Vec<u64> {
     let mut scored: Vec<(u64, u64)> = voters.iter().map(|v| (score(sha, *v), *v)).collect();
@@ -26,12 +28,12 @@ pub fn homes(sha: &[u8; 32], voters: &[u64]) -> Vec<u64> {
     scored.into_iter().take(majority).map(|(_, v)| v).collect()
 }
 
-/// Whether `node` is a home of the chunk `sha` among `voters`.
+/// Whether `node` is a home of the key `sha` among `voters`.
 pub fn is_home(sha: &[u8; 32], voters: &[u64], node: u64) -> bool {
     homes(sha, voters).contains(&node)
 }
 
-/// How much `voter` wants the chunk `sha`. The sha256 is already uniform,
+/// How much `voter` wants the key `sha`. The key is a sha256, already uniform,
 /// so mixing its first eight bytes with the voter's id (splitmix64's
 /// finaliser, twice) scores fairly at the cost of a few multiplications.
 fn score(sha: &[u8; 32], voter: u64) -> u64 {
