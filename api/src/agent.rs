@@ -99,9 +99,12 @@ pub struct InputSet {
 /// the cluster answers fills its batches to here; each batch costs a log
 /// chunk stored on a majority and a Raft commit of its reference whatever
 /// its size, so on the 3-node bench 1,000-line batches carry about twice
-/// what 200-line ones do (docs/benchmarks.md). Larger batches gained
-/// little more and made a quiet job's lines wait behind them.
-pub const MAX_BATCH_EVENTS: usize = 1000;
+/// what 200-line ones do, and 2,000-line ones 10-25% more again with the
+/// agents spread over the nodes (docs/benchmarks.md, sessions 10-12).
+/// 2,000 waited until log chunks lived on their homes only: before, a
+/// follower's disk fell behind the Raft log under such batches and a quiet
+/// job's lines waited seconds behind them; 4,096 gained nothing more.
+pub const MAX_BATCH_EVENTS: usize = 2000;
 
 /// Most payload bytes in one batch (a batch holds at least one event), so
 /// that a job printing long lines still sends batches well under the

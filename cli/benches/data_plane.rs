@@ -5,7 +5,7 @@
 //! file size and transport, default 256; `BM_BENCH_SECS`, seconds of log
 //! ingestion measured after a 2 s warm-up, default 10; `BM_BENCH_SAMPLES`,
 //! live-tail samples per idle configuration, default 200;
-//! `BM_BENCH_BATCH`, lines per log batch, default the agent's most (1,000);
+//! `BM_BENCH_BATCH`, lines per log batch, default the agent's most (`bm_api::agent::MAX_BATCH_EVENTS`, 2,000);
 //! `BM_BENCH_ONE_NODE=0` skips the 1-node comparison; `BM_BENCH_UPLOADS=0`
 //! the uploads, `BM_BENCH_LOGS=0` the log ingestion and tails;
 //! `BM_BENCH_KEEP=1` keeps the cluster folders and node logs).
@@ -23,7 +23,7 @@
 //!    reference is committed;
 //! 2. the same uploads through the HTTP agent API;
 //! 3. aggregate log ingestion MB/s (line payload bytes) of 16 agents, each
-//!    sending full batches (the agent's most, 1,000 lines) of 100-byte lines, one batch in flight per
+//!    sending full batches (the agent's most, 2,000 lines) of 100-byte lines, one batch in flight per
 //!    agent as the real agent does;
 //! 4. live-tail latency: from an agent sending a one-line batch to a reader
 //!    on another node seeing the line through the events long-poll.
