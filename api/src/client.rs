@@ -1,8 +1,8 @@
 //! A typed client for the bm HTTP API.
 //!
 //! It takes a list of node URLs and fails over to the next one when a node
-//! cannot be reached or says it is unavailable, so callers need not know
-//! which node is up.
+//! cannot be reached, does not answer in time (`crate::patience`), or says
+//! it is unavailable, so callers need not know which node is up.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -67,6 +67,7 @@ pub struct Client {
     urls: Arc<Vec<String>>,
     current: Arc<AtomicUsize>,
     token: Option<String>,
+    patience: Duration,
 }
 
 impl Client {
@@ -78,7 +79,21 @@ impl Client {
             .build()
             .expect("build HTTP client");
         let urls = urls.into_iter().map(|u| u.trim_end_matches('/').to_string()).collect();
-        Self { http, urls: Arc::new(urls), current: Arc::new(AtomicUsize::new(0)), token }
+        Self {
+            http,
+            urls: Arc::new(urls),
+            current: Arc::new(AtomicUsize::new(0)),
+            token,
+            patience: crate::patience::CALL,
+        }
+    }
+
+    /// The same client with another base limit on one node's answer
+    /// (default [`crate::patience::CALL`]; long-polls and uploads get
+    /// their time on top, see [`crate::patience::limit`]).
+    pub fn with_patience(mut self, patience: Duration) -> Self {
+        self.patience = patience;
+        self
     }
 
     /// The node URLs this client knows.
@@ -117,12 +132,23 @@ impl Client {
             if let Some(t) = &self.token {
                 req = req.bearer_auth(t);
             }
-            match &body {
-                Body::None => {}
-                Body::Json(b) => req = req.json(b),
-                Body::Bytes(b) => req = req.header("content-type", "application/octet-stream").body(b.clone()),
-            }
-            match req.send().await {
+            let body_len = match &body {
+                Body::None => 0,
+                Body::Json(b) => {
+                    req = req.json(b);
+                    0
+                }
+                Body::Bytes(b) => {
+                    req = req.header("content-type", "application/octet-stream").body(b.clone());
+                    b.len()
+                }
+            };
+            let limit = crate::patience::limit(self.patience, query, body_len);
+            let Ok(sent) = tokio::time::timeout(limit, req.send()).await else {
+                last = format!("{url}: no answer within {limit:?}");
+                continue;
+            };
+            match sent {
                 Ok(resp) if resp.status().is_success() => {
                     self.current.store(idx, Ordering::Relaxed);
                     return Ok(resp);

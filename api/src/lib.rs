@@ -18,6 +18,7 @@ pub mod frame;
 pub mod jobs;
 pub mod latency;
 pub mod output_rule;
+pub mod patience;
 pub mod quic;
 pub mod targets;
 pub mod users;

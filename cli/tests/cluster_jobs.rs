@@ -331,6 +331,44 @@ async fn outputs_land_on_a_majority_while_a_home_hangs_and_reach_it_after() {
     }
 }
 
+/// A node that stops answering (here `SIGSTOP`: it takes connections and
+/// requests and never replies) holds the factory that was talking to it
+/// one limited wait, not for good: the factory moves to another node and
+/// the job submitted meanwhile runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_factory_whose_node_hangs_moves_to_another_and_jobs_still_run() {
+    let c = Cluster::start(3, RaftTuning::frequent_snapshots()).await;
+    c.wait_leader(Duration::from_secs(30)).await;
+    default_target(&c.client()).await;
+    let _factory = factory(&c).await;
+    // The factory calls the first node it was given until it fails.
+    let hung = *c.procs.keys().next().unwrap();
+    c.signal(hung, "STOP");
+    let other = survivor_of(&c, hung);
+    let admin = c.client_of(other);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let id = loop {
+        // The write waits for a new leader when the hung node led.
+        match admin.job_submit(&JobSubmit::script("after", "default", "echo ran\n")).await {
+            Ok(j) => break j.id,
+            Err(e) => assert!(Instant::now() < deadline, "no node took the job: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = admin.job(&id).await.unwrap();
+        if job.state.is_terminal() {
+            assert_eq!(job.state, JobState::Completed, "{job:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job did not run with node {hung} hung: {job:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(stdout_of(&admin, &id).await, vec!["ran".to_string()]);
+    c.signal(hung, "CONT");
+}
+
 /// A running node other than `id`.
 fn survivor_of(c: &Cluster, id: u64) -> u64 {
     *c.procs.keys().find(|n| **n != id).unwrap()

@@ -25,7 +25,7 @@ use crate::sm::command::ChunkRef;
 use crate::sm::{Command, EventLog, Fence, Reply, State};
 
 /// Longest instruction long-poll.
-const MAX_WAIT: u64 = 60;
+const MAX_WAIT: u64 = bm_api::patience::MAX_WAIT_SECS;
 
 /// The calling agent's worker id; every such call is a heartbeat.
 fn worker(ctx: &Ctx) -> Result<String, ApiError> {

@@ -20,7 +20,7 @@ use crate::sm::EventLog;
 /// Most events one page carries.
 const PAGE: u64 = 10_000;
 /// Longest long-poll.
-const MAX_WAIT: u64 = 60;
+const MAX_WAIT: u64 = bm_api::patience::MAX_WAIT_SECS;
 
 /// The part of a job's log a page holds, taken out of the state.
 type PageView = (LogView, JobState);
