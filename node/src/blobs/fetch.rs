@@ -29,6 +29,20 @@ pub async fn ensure_local(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>)
     let Some(ep) = node.peer() else {
         return Err(ApiError::new(ErrorCode::Internal, format!("blob {sha} is missing from this node")));
     };
+    let mut why = Vec::new();
+    for (id, addr) in peers_for(node, sha, homes) {
+        match copy_from(node, ep, &addr, sha).await {
+            Ok(()) => return Ok(()),
+            Err(e) => why.push(format!("node {id}: {}", e.message)),
+        }
+    }
+    Err(ApiError::new(ErrorCode::Unavailable, format!("no node could supply blob {sha}: {}", why.join("; "))))
+}
+
+/// The other members (id, peer address) to ask for blob `sha`: its homes
+/// first (`homes` when the caller knows them, else from the outputs that
+/// refer to it), then the rest.
+pub fn peers_for(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>) -> Vec<(u64, String)> {
     let homes = match homes {
         Some(h) => h.clone(),
         None => {
@@ -37,16 +51,13 @@ pub async fn ensure_local(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>)
         }
     };
     let membership = node.raft().metrics().borrow().membership_config.membership().clone();
-    let mut members: Vec<_> = membership.nodes().filter(|(id, _)| **id != node.id()).collect();
-    members.sort_by_key(|(id, _)| !homes.contains(id));
-    let mut why = Vec::new();
-    for (id, info) in members {
-        match copy_from(node, ep, &info.peer_addr, sha).await {
-            Ok(()) => return Ok(()),
-            Err(e) => why.push(format!("node {id}: {}", e.message)),
-        }
-    }
-    Err(ApiError::new(ErrorCode::Unavailable, format!("no node could supply blob {sha}: {}", why.join("; "))))
+    let mut peers: Vec<(u64, String)> = membership
+        .nodes()
+        .filter(|(id, _)| **id != node.id())
+        .map(|(id, info)| (*id, info.peer_addr.clone()))
+        .collect();
+    peers.sort_by_key(|(id, _)| !homes.contains(id));
+    peers
 }
 
 async fn copy_from(node: &Node, ep: &bm_raft::PeerEndpoint, addr: &str, sha: &str) -> Result<(), ApiError> {

@@ -1,6 +1,7 @@
 //! Serving a blob over HTTP: the whole file or one byte range
 //! (`Range: bytes=A-B`, `A-`, `-N`), with ETag = sha256, from any node
-//! (copied from a peer first when this node lacks it).
+//! (streamed from a peer when this node lacks it, see
+//! `crate::blobs::stream`).
 
 use bm_api::{ApiError, ErrorCode};
 use warp::http::StatusCode;
@@ -60,21 +61,19 @@ pub async fn serve(node: &Node, sha: &str, size: u64, range: Option<String>) -> 
             return r;
         }
     };
-    if let Err(e) = crate::blobs::fetch::ensure_local(node, sha, None).await {
-        return reply::error(&e);
-    }
     let (status, start, len) = match &range {
-        Some(r) => (StatusCode::PARTIAL_CONTENT, r.start, (r.end - r.start + 1) as usize),
-        None => (StatusCode::OK, 0, size as usize),
+        Some(r) => (StatusCode::PARTIAL_CONTENT, r.start, r.end - r.start + 1),
+        None => (StatusCode::OK, 0, size),
     };
-    let bytes = match node.blobs().read_range(sha, start, len).await {
+    let body = match crate::blobs::stream::open(node, sha, start, len).await {
         Ok(b) => b,
-        Err(e) => return reply::error(&ApiError::new(ErrorCode::Internal, format!("blob {sha} unreadable: {e}"))),
+        Err(e) => return reply::error(&e),
     };
-    let mut r = warp::reply::with_status(bytes, status).into_response();
+    let mut r = warp::reply::with_status(warp::reply::stream(body), status).into_response();
     let h = r.headers_mut();
     h.insert("content-type", "application/octet-stream".parse().expect("static header"));
     h.insert("accept-ranges", "bytes".parse().expect("static header"));
+    h.insert("content-length", len.into());
     if let Ok(v) = format!("\"{sha}\"").parse() {
         h.insert("etag", v);
     }
