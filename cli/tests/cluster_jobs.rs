@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bm_api::jobs::{JobState, JobSubmit};
 use bm_node::config::RaftTuning;
-use common::{default_target, factory, Cluster};
+use common::{default_target, factory, job_end, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_complete_exactly_once_when_the_leader_is_killed_mid_run() {
@@ -88,11 +88,7 @@ async fn an_artefact_survives_losing_a_node_and_downloads_identically_from_every
         name: "art".into(),
     }];
     let id = admin.job_submit(&job).await.unwrap().id;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !admin.job(&id).await.unwrap().state.is_terminal() {
-        assert!(Instant::now() < deadline, "job did not end");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    job_end(&admin, &id, Duration::from_secs(120), "the job").await;
     let outs = admin.job_outputs(&id).await.unwrap();
     assert_eq!(outs.len(), 1, "{outs:?}");
     let want = outs[0].sha256.clone();
@@ -200,14 +196,8 @@ async fn a_backup_of_the_node_that_keeps_every_log_chunk_and_output_restores_the
     default_target(&admin).await;
     let _factory = factory(&c).await;
     let script = "seq 1 20000\nfor i in 1 2 3 4; do head -c 65536 /dev/urandom > /tmp/out-$i.bin; done\n";
-    let mut job = JobSubmit::script("logs", "default", script);
-    job.output_rules = vec!["=/tmp/out-*.bin".into()];
-    let id = admin.job_submit(&job).await.unwrap().id;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !admin.job(&id).await.unwrap().state.is_terminal() {
-        assert!(Instant::now() < deadline, "job did not end");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let id = admin.job_submit(&outputs_job("logs", script)).await.unwrap().id;
+    job_end(&admin, &id, Duration::from_secs(120), "the job").await;
     let outs = admin.job_outputs(&id).await.unwrap();
     assert_eq!(outs.len(), 4, "{outs:?}");
     let dir = c.path().to_path_buf();
@@ -281,9 +271,7 @@ async fn outputs_land_on_a_majority_while_a_home_hangs_and_reach_it_after() {
     let _factory = factory(&c).await;
     // Ten outputs: each has the hung node as its other home half the time.
     let script = "sleep 4\nfor i in $(seq 1 10); do head -c 1000000 /dev/urandom > /tmp/out-$i.bin; done\n";
-    let mut job = JobSubmit::script("hung", "default", script);
-    job.output_rules = vec!["=/tmp/out-*.bin".into()];
-    let id = admin.job_submit(&job).await.unwrap().id;
+    let id = admin.job_submit(&outputs_job("hung", script)).await.unwrap().id;
     // Once the job runs, hang a follower the agent is not attached to.
     let deadline = Instant::now() + Duration::from_secs(120);
     while admin.job(&id).await.unwrap().state != JobState::Running {
@@ -299,16 +287,8 @@ async fn outputs_land_on_a_majority_while_a_home_hangs_and_reach_it_after() {
     }
     let hung = hung.1;
     c.signal(hung, "STOP");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = admin.job(&id).await.unwrap();
-        if job.state.is_terminal() {
-            assert_eq!(job.state, JobState::Completed, "{job:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "job did not end with node {hung} hung: {job:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let job = job_end(&admin, &id, Duration::from_secs(120), &format!("node {hung} hung")).await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
     let outs = admin.job_outputs(&id).await.unwrap();
     assert_eq!(outs.len(), 10, "{outs:?}");
     let voters: Vec<u64> = c.procs.keys().copied().collect();
@@ -364,18 +344,18 @@ async fn a_factory_whose_node_hangs_moves_to_another_and_jobs_still_run() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let job = admin.job(&id).await.unwrap();
-        if job.state.is_terminal() {
-            assert_eq!(job.state, JobState::Completed, "{job:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the job did not run with node {hung} hung: {job:?}");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let job = job_end(&admin, &id, Duration::from_secs(120), &format!("node {hung} hung")).await;
+    assert_eq!(job.state, JobState::Completed, "{job:?}");
     assert_eq!(stdout_of(&admin, &id).await, vec!["ran".to_string()]);
     c.signal(hung, "CONT");
+}
+
+/// A job on the `default` target running `script`, whose files
+/// `/tmp/out-*.bin` are its outputs (at least one).
+fn outputs_job(name: &str, script: &str) -> JobSubmit {
+    let mut job = JobSubmit::script(name, "default", script);
+    job.output_rules = vec!["=/tmp/out-*.bin".into()];
+    job
 }
 
 /// A running node other than `id`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bm_api::factories::FactoryCreate;
 use bm_api::jobs::{JobState, JobSubmit};
 use bm_node::config::RaftTuning;
-use common::{default_target, Cluster, Proc};
+use common::{default_target, job_end, Cluster, Proc};
 
 /// Starts `bm local factory` on `dir` with `token`, logging to `log`.
 fn factory(c: &Cluster, token: &str, dir: &Path, log: &str) -> Proc {
@@ -88,15 +88,7 @@ async fn a_factory_killed_with_sigkill_leaves_nothing_running_once_restarted() {
     assert!(log.contains("killed sandboxes an earlier factory left running"), "{log}");
 
     // And the cluster ends the job, saying why.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = admin.job(&job).await.unwrap();
-        if j.state.is_terminal() {
-            assert_eq!(j.state, JobState::Failed, "{j:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the orphan's job never ended: {j:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let j = job_end(&admin, &job, Duration::from_secs(60), "the orphan's job").await;
+    assert_eq!(j.state, JobState::Failed, "{j:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -245,6 +245,22 @@ pub async fn write_load(client: Client, writers: usize, stop: tokio::sync::watch
     all
 }
 
+/// Waits until job `id` has ended (within `within`) and returns it; the
+/// caller checks how it ended. `what` names the wait in the failure.
+pub async fn job_end(client: &Client, id: &str, within: Duration, what: &str) -> bm_api::jobs::Job {
+    let deadline = Instant::now() + within;
+    loop {
+        let job = client.job(id).await;
+        if let Ok(j) = &job {
+            if j.state.is_terminal() {
+                return j.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "{what}: job {id} did not end within {within:?}: {job:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Creates the `default` target jobs are submitted to.
 pub async fn default_target(client: &Client) {
     let t = bm_api::targets::TargetCreate::named("default");
