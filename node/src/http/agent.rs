@@ -13,9 +13,7 @@ use bm_api::workers::WorkerState;
 use bm_api::{ApiError, ErrorCode};
 use bytes::Bytes;
 use tokio::time::Instant;
-use warp::http::StatusCode;
 use warp::reply::Response;
-use warp::Reply as _;
 
 use super::users::unexpected;
 use super::{reply, Ctx};
@@ -355,21 +353,22 @@ pub struct EpochQuery {
     params(("job" = String, Path), ("output" = String, Path), EpochQuery),
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
 pub async fn input(ctx: Ctx, job: String, output: String, raw_query: String) -> Response {
-    let read = async {
+    let found = async {
         let q: EpochQuery = reply::query(&raw_query)?;
-        input_bytes(&ctx, &job, &output, q.epoch).await
+        input_output(&ctx, &job, &output, q.epoch)
     };
-    match read.await {
-        Ok(bytes) => warp::reply::with_status(bytes.to_vec(), StatusCode::OK).into_response(),
+    match found.await {
+        // Streamed from disk or a peer, never whole in memory.
+        Ok(out) => super::blob_reply::serve(&ctx.node, &out.sha256, out.size, None).await,
         Err(e) => reply::error(&e),
     }
 }
 
-/// The bytes of an output of a job `job` depends on, fetched from a peer
-/// if this node lacks them (shared with the agent link).
-pub async fn input_bytes(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Result<Bytes, ApiError> {
+/// The output `output` of a job `job` depends on, for the worker
+/// assigned `job` under `epoch`.
+fn input_output(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Result<JobOutput, ApiError> {
     let me = worker(ctx)?;
-    let out = ctx.node.read(|s| {
+    ctx.node.read(|s| {
         check_fence(s, job, &me, epoch)?;
         s.jobs[job]
             .job
@@ -380,7 +379,14 @@ pub async fn input_bytes(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Resu
             .find(|o| o.id == output)
             .cloned()
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no input {output:?} for job {job}")))
-    })?;
+    })
+}
+
+/// The bytes of an output of a job `job` depends on, fetched from a peer
+/// if this node lacks them (the agent link's input call, which answers
+/// with the whole file).
+pub async fn input_bytes(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Result<Bytes, ApiError> {
+    let out = input_output(ctx, job, output, epoch)?;
     crate::blobs::fetch::read(&ctx.node, &out.sha256)
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("input {} unreadable: {e}", out.path)))
