@@ -9,6 +9,7 @@ use bm_api::{ApiError, ErrorCode};
 use super::CHUNK;
 use crate::cluster::forward::{self, Called};
 use crate::cluster::proto::PeerCall;
+use crate::cluster::quorum::Copy;
 use crate::node::Node;
 
 const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,34 +31,27 @@ pub async fn ensure_local(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>)
         return Err(ApiError::new(ErrorCode::Internal, format!("blob {sha} is missing from this node")));
     };
     let mut why = Vec::new();
-    for (id, addr) in peers_for(node, sha, homes) {
-        match copy_from(node, ep, &addr, sha).await {
+    for peer in peers_for(node, sha, homes) {
+        match copy_from(node, ep, &peer.addr, sha).await {
             Ok(()) => return Ok(()),
-            Err(e) => why.push(format!("node {id}: {}", e.message)),
+            Err(e) => why.push(format!("node {}: {}", peer.id, e.message)),
         }
     }
     Err(ApiError::new(ErrorCode::Unavailable, format!("no node could supply blob {sha}: {}", why.join("; "))))
 }
 
-/// The other members (id, peer address) to ask for blob `sha`: its homes
-/// first (`homes` when the caller knows them, else from the outputs that
-/// refer to it), then the rest.
-pub fn peers_for(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>) -> Vec<(u64, String)> {
-    let homes = match homes {
-        Some(h) => h.clone(),
+/// The other members to ask for blob `sha`: its homes first (`homes`
+/// when the caller knows them, else from the outputs that refer to it),
+/// then the rest.
+pub fn peers_for(node: &Node, sha: &str, homes: Option<&BTreeSet<u64>>) -> Vec<Copy> {
+    let homes: Vec<u64> = match homes {
+        Some(h) => h.iter().copied().collect(),
         None => {
             let voters = crate::cluster::quorum::voters(node);
-            node.read(|s| super::placement::homes_of_blob(s, sha, &voters))
+            node.read(|s| super::placement::homes_of_blob(s, sha, &voters)).into_iter().collect()
         }
     };
-    let membership = node.raft().metrics().borrow().membership_config.membership().clone();
-    let mut peers: Vec<(u64, String)> = membership
-        .nodes()
-        .filter(|(id, _)| **id != node.id())
-        .map(|(id, info)| (*id, info.peer_addr.clone()))
-        .collect();
-    peers.sort_by_key(|(id, _)| !homes.contains(id));
-    peers
+    crate::cluster::quorum::others_homes_first(node, &homes)
 }
 
 async fn copy_from(node: &Node, ep: &bm_raft::PeerEndpoint, addr: &str, sha: &str) -> Result<(), ApiError> {

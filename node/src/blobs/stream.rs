@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::CHUNK;
 use crate::cluster::forward::{self, Called};
 use crate::cluster::proto::PeerCall;
+use crate::cluster::quorum::Copy;
 use crate::node::Node;
 
 /// Pieces read ahead of the client.
@@ -30,8 +31,8 @@ const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
 enum Source {
     /// This node's disk.
     Here,
-    /// Peers (id, address), the one that answered last first.
-    Peers(Vec<(u64, String)>),
+    /// Peers, the one that answered last first.
+    Peers(Vec<Copy>),
 }
 
 /// The `len` bytes of blob `sha` from `start`. The first piece is read
@@ -90,7 +91,7 @@ async fn piece(node: &Node, source: &mut Source, sha: &str, offset: u64, len: u6
     };
     let mut why = Vec::new();
     for i in 0..peers.len() {
-        let (id, addr) = &peers[i];
+        let (id, addr) = (peers[i].id, &peers[i].addr);
         let call = PeerCall::BlobGet { sha: sha.to_string(), offset, len };
         match forward::call(ep, addr, &call, PIECE_TIMEOUT).await {
             Ok(Called::Ok(b)) if b.len() as u64 == len => {

@@ -47,9 +47,8 @@ pub async fn copy_from_peer(node: &Node, sha: &[u8; 32]) -> Result<bytes::Bytes,
     let Some(ep) = node.peer() else {
         return Err(ApiError::new(ErrorCode::Internal, format!("log chunk {name} is missing from this node")));
     };
-    let (_, mut others) = crate::cluster::quorum::copies(node);
     let homes = crate::cluster::placement::homes(sha, &crate::cluster::quorum::voters(node));
-    others.sort_by_key(|c| !homes.contains(&c.id));
+    let others = crate::cluster::quorum::others_homes_first(node, &homes);
     let ask = |copy: crate::cluster::quorum::Copy| async move {
         let got = forward::call(ep, &copy.addr, &PeerCall::ChunkGet { sha: *sha }, TIMEOUT).await;
         (copy.id, got)

@@ -40,6 +40,14 @@ pub fn copies(node: &Node) -> (usize, Vec<Copy>) {
     (needed, others)
 }
 
+/// Every other member, those in `homes` first: whom to ask for bytes
+/// kept on their homes (log chunks, blobs).
+pub fn others_homes_first(node: &Node, homes: &[u64]) -> Vec<Copy> {
+    let (_, mut others) = copies(node);
+    others.sort_by_key(|c| !homes.contains(&c.id));
+    others
+}
+
 /// The voters of the membership this node knows (none without a peer link).
 pub fn voters(node: &Node) -> Vec<u64> {
     if node.peer().is_none() {
