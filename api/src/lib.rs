@@ -17,6 +17,7 @@ pub mod factories;
 pub mod frame;
 pub mod jobs;
 pub mod latency;
+pub mod loadgen;
 pub mod output_rule;
 pub mod patience;
 pub mod quic;

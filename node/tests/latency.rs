@@ -33,3 +33,36 @@ async fn every_committed_command_is_counted_and_only_admins_may_read_the_counts(
     assert_eq!(e.code(), Some(ErrorCode::Forbidden), "{e}");
     running.stop().await;
 }
+
+/// The benches' lean connection (`bm_api::loadgen`) speaks to a real node:
+/// submits commit and count like any other, and a bad token is an error
+/// with the node's answer, so a bench never counts a refused request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benches_lean_connection_submits_to_a_real_node_and_sees_its_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let running =
+        bm_node::start(bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
+    let admin = Client::new(vec![running.url()], Some(token.clone()));
+    admin.target_create(&TargetCreate::named("default")).await.unwrap();
+    admin.control_hold(true).await.unwrap();
+
+    let mut conn = bm_api::loadgen::LoadConn::connect(&running.url(), &token).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = serde_json::to_vec(&JobSubmit::script(&format!("lean{i}"), "default", "true")).unwrap();
+        let answer = conn.call("POST", "jobs", Some(&body)).await.unwrap();
+        ids.push(serde_json::from_slice::<bm_api::jobs::Job>(&answer).unwrap().id);
+    }
+    for id in &ids {
+        let job = admin.job(id).await.unwrap();
+        assert!(job.name.starts_with("lean"), "{job:?}");
+    }
+
+    let mut bad = bm_api::loadgen::LoadConn::connect(&running.url(), "not-a-token").await.unwrap();
+    let e = bad.call("GET", "whoami", None).await.unwrap_err();
+    assert!(matches!(e, bm_api::loadgen::LoadError::Status { status: 401, .. }), "{e}");
+    let e = conn.call("POST", "jobs", Some(b"{\"name\":")).await.unwrap_err();
+    assert!(matches!(e, bm_api::loadgen::LoadError::Status { status: 400, .. }), "{e}");
+    running.stop().await;
+}
