@@ -9,13 +9,17 @@
 //!
 //! Three `bm node` processes (the release binary built with this bench) on
 //! loopback, QUIC between them without any relay, fsync on every node.
-//! Clients are `bm_api::Client`s in this process, on the same cores as the
-//! nodes. A committed command is one acknowledged job submit: the leader
-//! answers once the entry holding it is on a quorum's disk and applied.
-//! Nodes run separate processes, so commit latency cannot be read inside a
-//! node; the client-observed latency of a submit (HTTP, forwarding when
-//! asked of a follower, Raft append, replication, fsync, apply) is an
-//! upper bound on it.
+//! Clients run in this process, on the same cores as the nodes. A
+//! committed command is one acknowledged job submit: the leader answers
+//! once the entry holding it is on a quorum's disk and applied. The
+//! throughput points' clients are lean HTTP/1.1 connections
+//! (`bm_api::loadgen`, one per client and node) rather than `Client`s,
+//! whose reqwest stack took about half of the machine's CPU in the
+//! single-node bench; the failover writers use `Client` for its failover.
+//! Two latencies are printed: what the client saw (HTTP, forwarding when
+//! asked of a follower, Raft append, replication, fsync, apply), and the
+//! nodes' own commit latency (`GET /v1/cluster/latency`, from a node's
+//! write path taking a command to its outcome).
 //!
 //! Throughput is measured twice: every client asks the leader, and requests
 //! spread round-robin over all three nodes (a follower forwards a write to
@@ -42,7 +46,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bm_api::jobs::JobSubmit;
+use bm_api::jobs::{Job, JobSubmit};
+use bm_api::loadgen::LoadConn;
 use bm_api::latency::LatencyHistogram;
 use bm_api::Client;
 use bm_node::config::RaftTuning;
@@ -141,19 +146,22 @@ struct Point {
     commit: LatencyHistogram,
 }
 
-/// `clients` concurrent clients submit in a loop; request `i` of client
-/// `c` goes to `routes[(c + i) % routes.len()]` (the leader is
-/// `routes[leader]`). Counts what completes in the `measure` window after
-/// `WARM_UP`.
-async fn load(b: &Bench, routes: &[Client], leader: usize, clients: usize, measure: Duration, tag: &str) -> Point {
+/// `clients` concurrent clients submit in a loop, each over its own lean
+/// connection to every node in `routes` (`bm_api::loadgen`, so that the
+/// bench's clients take as little of the two cores as they can); request
+/// `i` of client `c` goes to `routes[(c + i) % routes.len()]` (the leader
+/// is `routes[leader]`). Counts what completes in the `measure` window
+/// after `WARM_UP`.
+async fn load(b: &Bench, routes: &[String], leader: usize, clients: usize, measure: Duration, tag: &str) -> Point {
     // 0 warm-up, 1 measuring, 2 stop.
     let phase = Arc::new(AtomicU8::new(0));
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let (routes, phase, tag) = (routes.to_vec(), phase.clone(), tag.to_string());
+        let (routes, phase, tag, token) = (routes.to_vec(), phase.clone(), tag.to_string(), b.token.clone());
         tasks.push(tokio::spawn(async move {
             let (mut lat, mut errors, mut first_error) = (Vec::new(), 0, None);
             let mut via_follower = Vec::new();
+            let mut conns: Vec<Option<LoadConn>> = routes.iter().map(|_| None).collect();
             let mut i = 0usize;
             loop {
                 let ph = phase.load(Ordering::Relaxed);
@@ -161,14 +169,14 @@ async fn load(b: &Bench, routes: &[Client], leader: usize, clients: usize, measu
                     break;
                 }
                 let route = (c + i) % routes.len();
-                let client = &routes[route];
                 let job = JobSubmit::script(&format!("{tag}-c{c}-{i}"), "default", "true");
+                let body = serde_json::to_vec(&job).expect("a job serialises");
                 let t = Instant::now();
-                let r = client.job_submit(&job).await;
+                let r = submit(&mut conns[route], &routes[route], &token, &body).await;
                 let d = t.elapsed();
                 if phase.load(Ordering::Relaxed) == 1 {
                     match r {
-                        Ok(_) => {
+                        Ok(()) => {
                             lat.push(d);
                             if route != leader {
                                 via_follower.push(d);
@@ -215,6 +223,26 @@ async fn load(b: &Bench, routes: &[Client], leader: usize, clients: usize, measu
     p
 }
 
+/// One submit over the lean connection kept in `conn` (made on first use,
+/// dropped after an error so the next submit connects afresh); the answer
+/// must be the job.
+async fn submit(conn: &mut Option<LoadConn>, url: &str, token: &str, body: &[u8]) -> anyhow::Result<()> {
+    if conn.is_none() {
+        *conn = Some(LoadConn::connect(url, token).await?);
+    }
+    let c = conn.as_mut().expect("connected above");
+    match c.call("POST", "jobs", Some(body)).await {
+        Ok(answer) => {
+            serde_json::from_slice::<Job>(&answer)?;
+            Ok(())
+        }
+        Err(e) => {
+            *conn = None;
+            Err(e.into())
+        }
+    }
+}
+
 async fn throughput(secs: u64) -> anyhow::Result<()> {
     let b = Bench::start(RaftTuning::default()).await?;
     let leader = b.wait_leader(Duration::from_secs(30)).await?;
@@ -241,9 +269,8 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
         "via follower p50/p99 ms"
     );
     let ids: Vec<u64> = b.planned.keys().copied().collect();
-    let leader_only = (vec![b.client_of(leader)], 0);
-    let spread =
-        (ids.iter().map(|id| b.client_of(*id)).collect::<Vec<_>>(), ids.iter().position(|id| *id == leader).unwrap());
+    let leader_only = (vec![b.url(leader)], 0);
+    let spread = (ids.iter().map(|id| b.url(*id)).collect::<Vec<_>>(), ids.iter().position(|id| *id == leader).unwrap());
     for (route, (routes, at)) in [("leader", &leader_only), ("spread", &spread)] {
         for clients in [1usize, 16, 256] {
             let (term, snaps) = (b.term().await?, b.snapshots().await);
