@@ -235,9 +235,15 @@ impl Client {
         self.call(Method::PUT, &format!("targets/{}/redirect", enc(target)), &[], Self::json(&body)).await
     }
 
-    /// Submits a job.
+    /// Submits a job. Without a `submit_key` the request gets a fresh one,
+    /// so that the retries of this call (failover to another node after a
+    /// lost answer) make the job once.
     pub async fn job_submit(&self, req: &JobSubmit) -> Result<Job, ClientError> {
-        self.call(Method::POST, "jobs", &[], Self::json(req)).await
+        if req.submit_key.is_some() {
+            return self.call(Method::POST, "jobs", &[], Self::json(req)).await;
+        }
+        let keyed = JobSubmit { submit_key: Some(ulid::Ulid::new().to_string()), ..req.clone() };
+        self.call(Method::POST, "jobs", &[], Self::json(&keyed)).await
     }
 
     /// Lists jobs.

@@ -84,6 +84,15 @@ pub struct JobSubmit {
     /// than failing; 0 (the default) fails it at once with that cause.
     #[serde(default)]
     pub retry_on_worker_loss: u32,
+    /// A key the client chooses for this submission, so that it can be
+    /// retried: a second submit with the same key from the same owner
+    /// answers the job the first one made instead of making another. A
+    /// client whose answer was lost (a node died or hung after committing)
+    /// retries on another node, and the job still runs once.
+    /// [`crate::Client::job_submit`] draws one (a ULID) when it is not set.
+    /// 1-128 printable ASCII characters.
+    #[serde(default)]
+    pub submit_key: Option<String>,
 }
 
 /// One output to publish, as the job file's `[[publish]]` table says.
@@ -131,6 +140,7 @@ impl JobSubmit {
             timeout_secs: None,
             publish: vec![],
             retry_on_worker_loss: 0,
+            submit_key: None,
         }
     }
 }

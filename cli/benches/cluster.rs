@@ -47,8 +47,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bm_api::jobs::{Job, JobSubmit};
-use bm_api::loadgen::LoadConn;
 use bm_api::latency::LatencyHistogram;
+use bm_api::loadgen::LoadConn;
 use bm_api::Client;
 use bm_node::config::RaftTuning;
 use common::default_target;
@@ -270,7 +270,8 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
     );
     let ids: Vec<u64> = b.planned.keys().copied().collect();
     let leader_only = (vec![b.url(leader)], 0);
-    let spread = (ids.iter().map(|id| b.url(*id)).collect::<Vec<_>>(), ids.iter().position(|id| *id == leader).unwrap());
+    let spread =
+        (ids.iter().map(|id| b.url(*id)).collect::<Vec<_>>(), ids.iter().position(|id| *id == leader).unwrap());
     for (route, (routes, at)) in [("leader", &leader_only), ("spread", &spread)] {
         for clients in [1usize, 16, 256] {
             let (term, snaps) = (b.term().await?, b.snapshots().await);

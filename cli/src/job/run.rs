@@ -44,6 +44,11 @@ pub struct RunArgs {
     /// Queue the job again (up to N times) when its worker is lost, instead of failing it
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub retry_on_worker_loss: u32,
+    /// Make the submit idempotent across runs of this command: a second submit
+    /// with the same key answers the job the first made (one is drawn per run
+    /// when unset)
+    #[arg(long, value_name = "KEY")]
+    pub submit_key: Option<String>,
     /// Follow the job's log and exit by its end state
     #[arg(short, long)]
     pub wait: bool,
@@ -86,6 +91,7 @@ pub async fn run(client: &Client, args: RunArgs) -> Result<ExitCode> {
         timeout_secs: args.timeout,
         publish: Vec::new(),
         retry_on_worker_loss: args.retry_on_worker_loss,
+        submit_key: args.submit_key,
     };
     let job = client.job_submit(&submit).await.context("submitting the job")?;
     outln!("{}", job.id);

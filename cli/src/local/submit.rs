@@ -113,6 +113,7 @@ pub async fn submit_all(
                 })
                 .collect(),
             retry_on_worker_loss: 0,
+            submit_key: None,
         };
         let job = client.job_submit(&submit).await?;
         ids.insert(jf.name.clone(), job.id.clone());

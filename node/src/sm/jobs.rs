@@ -111,6 +111,10 @@ impl JobRecord {
     }
 }
 
+/// Longest submit key (`JobSubmit::submit_key`): room for any client's
+/// request id, small enough that keeping one per job costs little.
+const MAX_SUBMIT_KEY: usize = 128;
+
 fn validate(submit: &JobSubmit) -> Result<(), Rejection> {
     let bad = |m: String| reject(ErrorCode::BadRequest, m);
     if submit.name.trim().is_empty() || submit.name.len() > 256 || submit.name.contains(['\n', '\0']) {
@@ -154,6 +158,11 @@ fn validate(submit: &JobSubmit) -> Result<(), Rejection> {
     if let Some((n, _)) = submit.store.iter().find(|(_, v)| v.value.len() > MAX_STORE_VALUE) {
         return bad(format!("store value {n:?} is over {MAX_STORE_VALUE} bytes"));
     }
+    if let Some(k) = &submit.submit_key {
+        if k.is_empty() || k.len() > MAX_SUBMIT_KEY || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            return bad(format!("submit key {k:?} must be 1-{MAX_SUBMIT_KEY} printable ASCII characters"));
+        }
+    }
     if submit.timeout_secs.is_some_and(|t| t == 0 || t > MAX_TIMEOUT_SECS) {
         return bad(format!("timeout must be between 1 and {MAX_TIMEOUT_SECS} seconds"));
     }
@@ -174,6 +183,10 @@ impl State {
             return reject(ErrorCode::Conflict, format!("job {id} already exists"));
         }
         validate(&submit)?;
+        if let Some(made) = self.submitted_before(&owner, &submit)? {
+            return Ok(Reply::Job(Box::new(made)));
+        }
+        let keyed = submit.submit_key.clone().map(|k| (owner.clone(), k));
         for name in [&submit.target].into_iter().chain(std::iter::once(&self.resolve_target(&submit.target)?.name)) {
             if let Some(p) = self.targets.get(name).and_then(|t| t.privilege.clone()) {
                 if !self.has_privilege(&owner, &p) {
@@ -242,9 +255,31 @@ impl State {
             self.waiting.insert(id.clone());
         }
         self.jobs.insert(id.clone(), Arc::new(rec));
+        if let Some((owner, key)) = keyed {
+            self.submit_keys.entry(owner).or_default().insert(key, id.clone());
+        }
         self.reindex_job(&id);
         self.settle_waiting(time);
         Ok(Reply::Job(Box::new(self.jobs[&id].job.clone())))
+    }
+
+    /// The job an earlier submit with the same key made, if any: the same
+    /// submission retried (its answer was lost), answered with that job as
+    /// it is now. The same key with a different job is a client's mistake,
+    /// refused rather than answered with a job the caller did not ask for.
+    fn submitted_before(&self, owner: &str, submit: &JobSubmit) -> Result<Option<Job>, Rejection> {
+        let Some(key) = &submit.submit_key else { return Ok(None) };
+        let Some(id) = self.submit_keys.get(owner).and_then(|keys| keys.get(key)) else { return Ok(None) };
+        let Some(rec) = self.jobs.get(id) else { return Ok(None) };
+        let j = &rec.job;
+        let same = j.name == submit.name && j.target == submit.target && j.tasks == submit.tasks;
+        if !same {
+            return reject(
+                ErrorCode::Conflict,
+                format!("submit key {key:?} was used for job {id} ({:?}), a different job", j.name),
+            );
+        }
+        Ok(Some(j.clone()))
     }
 
     /// Moves waiting jobs on once their dependencies are decided: to the

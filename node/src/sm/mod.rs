@@ -78,6 +78,10 @@ pub struct State {
     pub control: control::ControlRecord,
     /// Published files by `OWNER/REPO/SERIES/VERSION/NAME`.
     pub published: BTreeMap<String, bm_api::jobs::PublishedFile>,
+    /// Owner to submit key to the job that key made
+    /// (`JobSubmit::submit_key`): a retried submit answers that job.
+    #[serde(default)]
+    pub submit_keys: BTreeMap<String, BTreeMap<String, String>>,
     /// Log index of the last command applied.
     pub applied: u64,
 }

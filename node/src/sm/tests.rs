@@ -148,6 +148,7 @@ fn job(target: &str) -> JobSubmit {
         timeout_secs: Some(3600),
         publish: Vec::new(),
         retry_on_worker_loss: 0,
+        submit_key: None,
     }
 }
 
@@ -603,6 +604,50 @@ fn a_worker_recycled_while_running_fails_its_job_with_the_reason() {
     assert_eq!(s.jobs["J1"].job.failure.as_deref(), Some("the worker was recycled by an operator"));
     assert_eq!(worker_state(&s, "W1"), WorkerState::Destroying);
     assert_refused(&mut s, finish_cmd("J1", f, None), ErrorCode::Conflict);
+}
+
+fn keyed(key: &str) -> JobSubmit {
+    JobSubmit { submit_key: Some(key.into()), ..job("linux") }
+}
+
+#[test]
+fn a_submit_retried_with_its_key_answers_the_first_job_and_makes_no_second() {
+    let mut s = world();
+    let Reply::Job(first) = ok(&mut s, submit_cmd("J1", ALICE, keyed("k-1"))) else { panic!("a job") };
+    assert_eq!(first.id, "J1");
+    running(&mut s, "J1", "W1");
+    // The retry drew another id on another node; it answers J1 as it is now.
+    let Reply::Job(again) = ok(&mut s, submit_cmd("J2", ALICE, keyed("k-1"))) else { panic!("a job") };
+    assert_eq!((again.id.as_str(), again.state), ("J1", JobState::Running));
+    assert!(!s.jobs.contains_key("J2"), "no second job");
+    assert_eq!(s.jobs.len(), 1);
+
+    // Keys are per owner, and another key is another job.
+    let Reply::Job(bobs) = ok(&mut s, submit_cmd("J3", BOB, keyed("k-1"))) else { panic!("a job") };
+    assert_eq!(bobs.id, "J3");
+    let Reply::Job(other) = ok(&mut s, submit_cmd("J4", ALICE, keyed("k-2"))) else { panic!("a job") };
+    assert_eq!(other.id, "J4");
+    // Without a key every submit is a job of its own.
+    ok(&mut s, submit_cmd("J5", ALICE, job("linux")));
+    ok(&mut s, submit_cmd("J6", ALICE, job("linux")));
+    assert_eq!(s.jobs.len(), 5);
+}
+
+#[test]
+fn a_submit_key_reused_for_a_different_job_or_malformed_is_refused_and_changes_nothing() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, keyed("k-1")));
+    let before = s.clone();
+    let different = JobSubmit { name: "another".into(), ..keyed("k-1") };
+    let r = assert_refused(&mut s, submit_cmd("J2", ALICE, different), ErrorCode::Conflict);
+    assert!(r.message.contains("k-1") && r.message.contains("J1"), "{}", r.message);
+    for bad in ["", "has space", "tab\t", "é", &"k".repeat(129)] {
+        let r = assert_refused(&mut s, submit_cmd("J3", ALICE, keyed(bad)), ErrorCode::BadRequest);
+        assert!(r.message.contains("submit key"), "{}", r.message);
+    }
+    ok(&mut s, submit_cmd("J4", ALICE, keyed(&"k".repeat(128))));
+    assert_eq!(s.jobs.len(), before.jobs.len() + 1);
+    assert!(!s.jobs.contains_key("J2") && !s.jobs.contains_key("J3"));
 }
 
 #[test]
@@ -1395,6 +1440,8 @@ const OWNERS: [&str; 3] = [ALICE, BOB, ADMIN];
 #[derive(Clone, Debug)]
 struct MJob {
     owner: String,
+    /// As submitted (a retried submit must name the same).
+    target: String,
     target_real: String,
     state: JobState,
     worker: Option<String>,
@@ -1427,6 +1474,8 @@ struct Model {
     factories: BTreeMap<String, bool>,
     workers: BTreeMap<String, MWorker>,
     jobs: BTreeMap<String, MJob>,
+    /// (owner, submit key) -> the job it made.
+    keys: BTreeMap<(String, String), String>,
 }
 
 /// What the model expects of an accepted command: for a lease, which worker.
@@ -1524,6 +1573,12 @@ impl Model {
                 if !submit.output_rules.is_empty() {
                     return Err(BadRequest);
                 }
+                // A retried submit answers its first job (generated jobs
+                // differ only in their target) and changes nothing.
+                let key = submit.submit_key.clone().map(|k| (owner.clone(), k));
+                if let Some(made) = key.as_ref().and_then(|k| self.keys.get(k)) {
+                    return if self.jobs[made].target == submit.target { Ok(None) } else { Err(Conflict) };
+                }
                 let (real, privileges) = Self::target(&submit.target).ok_or(NotFound)?;
                 if privileges.iter().any(|p| !Self::has_privilege(owner, p)) {
                     return Err(Forbidden);
@@ -1540,6 +1595,7 @@ impl Model {
                 let secret = submit.store.iter().map(|(k, v)| (k.clone(), v.secret)).collect();
                 let j = MJob {
                     owner: owner.clone(),
+                    target: submit.target.clone(),
                     target_real: real.into(),
                     state,
                     worker: None,
@@ -1548,6 +1604,9 @@ impl Model {
                     secret,
                 };
                 self.jobs.insert(id.clone(), j);
+                if let Some(k) = key {
+                    self.keys.insert(k, id.clone());
+                }
                 self.settle();
             }
             Command::CancelJob { job, by, .. } => {
@@ -1759,6 +1818,8 @@ enum Op {
         deps: Vec<(Pick, bool, bool)>,
         bad: bool,
         secret: bool,
+        /// One of two submit keys, or none.
+        key: Option<u8>,
     },
     /// Live: a job not yet finished.
     Cancel {
@@ -1874,8 +1935,24 @@ fn op() -> impl Strategy<Value = Op> {
     let lease_targets = prop_oneof![3 => Just(7u8), 2 => 1..7u8];
     prop_oneof![
         16 => (0..64usize).prop_map(Op::Drive),
-        6 => (job_pick(), 0..3usize, target_index(), deps, prop::bool::weighted(0.05), any::<bool>())
-            .prop_map(|(slot, owner, target, deps, bad, secret)| Op::Submit { slot, owner, target, deps, bad, secret }),
+        6 => (
+            job_pick(),
+            0..3usize,
+            target_index(),
+            deps,
+            prop::bool::weighted(0.05),
+            any::<bool>(),
+            prop_oneof![2 => Just(None), 1 => (0..2u8).prop_map(Some)]
+        )
+            .prop_map(|(slot, owner, target, deps, bad, secret, key)| Op::Submit {
+                slot,
+                owner,
+                target,
+                deps,
+                bad,
+                secret,
+                key
+            }),
         1 => (job_pick(), 0..3usize).prop_map(|(job, by)| Op::Cancel { job, by }),
         4 => (0..WORKERS, target_index()).prop_map(|(w, target)| Op::Request { w, target }),
         4 => (prop::bool::weighted(0.2).prop_map(usize::from), lease_targets)
@@ -2053,7 +2130,7 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
     let agent_job = |pick| pick_job(m, pick, &RUNNING);
     match op.clone() {
         Op::Drive(n) => drive(m, n, step),
-        Op::Submit { slot, owner, target, deps, bad, secret } => {
+        Op::Submit { slot, owner, target, deps, bad, secret, key } => {
             let id = match slot {
                 Pick::Slot(slot) => job_id(slot),
                 Pick::Live(n) => (0..JOBS).map(job_id).find(|id| !m.jobs.contains_key(id)).unwrap_or(job_id(n)),
@@ -2067,6 +2144,7 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
                 submit = after(submit, &format!("d-{prior}"), &prior, on_failed, on_completed);
             }
             submit.store.insert("k0".into(), StorePut { value: "initial".into(), secret });
+            submit.submit_key = key.map(|k| format!("key-{k}"));
             Command::SubmitJob { id, owner: OWNERS[owner].into(), submit, time }
         }
         Op::Cancel { job, by } => {
