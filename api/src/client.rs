@@ -138,6 +138,10 @@ impl Client {
                     req = req.json(b);
                     0
                 }
+                Body::JsonBytes(b) => {
+                    req = req.header("content-type", "application/json").body(b.clone());
+                    b.len()
+                }
                 Body::Bytes(b) => {
                     req = req.header("content-type", "application/octet-stream").body(b.clone());
                     b.len()
@@ -176,17 +180,19 @@ impl Client {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<serde_json::Value>,
+        body: Option<bytes::Bytes>,
     ) -> Result<T, ClientError> {
-        let resp = self.send(method, path, query, body.as_ref()).await?;
+        let resp = self.send_body(method, path, query, body.map(Body::JsonBytes).unwrap_or(Body::None)).await?;
         let url = resp.url().to_string();
         let bytes =
             resp.bytes().await.map_err(|e| ClientError::Protocol { url: url.clone(), message: e.to_string() })?;
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol { url, message: e.to_string() })
     }
 
-    fn json<B: Serialize>(b: &B) -> Option<serde_json::Value> {
-        Some(serde_json::to_value(b).expect("request types serialise"))
+    /// Encodes a request body once, straight to bytes (a `Value` in
+    /// between cost every call a tree of allocations).
+    fn json<B: Serialize>(b: &B) -> Option<bytes::Bytes> {
+        Some(serde_json::to_vec(b).expect("request types serialise").into())
     }
 
     /// Who am I?
@@ -414,6 +420,8 @@ pub enum Body<'a> {
     None,
     /// JSON.
     Json(&'a serde_json::Value),
+    /// A JSON document already encoded.
+    JsonBytes(bytes::Bytes),
     /// Raw bytes (uploads).
     Bytes(bytes::Bytes),
 }
