@@ -2,18 +2,13 @@
 
 use std::time::{Duration, Instant};
 
+mod common;
+
 use bm_api::jobs::JobSubmit;
-use bm_api::targets::TargetCreate;
 use bm_api::Client;
 
 async fn node() -> (tempfile::TempDir, bm_node::Running, Client, String) {
-    let tmp = tempfile::tempdir().unwrap();
-    let running =
-        bm_node::start(bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse().unwrap())).await.unwrap();
-    let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
-    let admin = Client::new(vec![running.url()], Some(token.clone()));
-    admin.target_create(&TargetCreate::named("default")).await.unwrap();
-    (tmp, running, admin, token)
+    common::in_process().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

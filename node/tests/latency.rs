@@ -1,18 +1,14 @@
 //! `GET /v1/cluster/latency`: a node's commit-latency counts, from a real node.
 
+mod common;
+
 use bm_api::jobs::JobSubmit;
-use bm_api::targets::TargetCreate;
 use bm_api::users::UserCreate;
 use bm_api::{Client, ErrorCode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_committed_command_is_counted_and_only_admins_may_read_the_counts() {
-    let tmp = tempfile::tempdir().unwrap();
-    let running =
-        bm_node::start(bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse().unwrap())).await.unwrap();
-    let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
-    let admin = Client::new(vec![running.url()], Some(token));
-    admin.target_create(&TargetCreate::named("default")).await.unwrap();
+    let (_tmp, running, admin, _) = common::in_process().await;
     // New work held: the scheduler asks for no workers for the jobs below,
     // so the only commands committed in between are the five submits.
     admin.control_hold(true).await.unwrap();
@@ -39,12 +35,7 @@ async fn every_committed_command_is_counted_and_only_admins_may_read_the_counts(
 /// with the node's answer, so a bench never counts a refused request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_benches_lean_connection_submits_to_a_real_node_and_sees_its_refusals() {
-    let tmp = tempfile::tempdir().unwrap();
-    let running =
-        bm_node::start(bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse().unwrap())).await.unwrap();
-    let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
-    let admin = Client::new(vec![running.url()], Some(token.clone()));
-    admin.target_create(&TargetCreate::named("default")).await.unwrap();
+    let (_tmp, running, admin, token) = common::in_process().await;
     admin.control_hold(true).await.unwrap();
 
     let mut conn = bm_api::loadgen::LoadConn::connect(&running.url(), &token).await.unwrap();

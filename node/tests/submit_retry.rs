@@ -2,11 +2,12 @@
 //! makes one job: `bm_api::Client` gives each submit a key, and the state
 //! machine answers a retry with the job the first attempt made.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use bm_api::jobs::{JobListQuery, JobSubmit};
-use bm_api::targets::TargetCreate;
 use bm_api::Client;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -62,12 +63,7 @@ async fn answer_dropping_proxy(node: SocketAddr) -> (String, Arc<Mutex<Vec<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_submit_whose_answer_was_lost_is_retried_elsewhere_and_makes_one_job() {
-    let tmp = tempfile::tempdir().unwrap();
-    let running =
-        bm_node::start(bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse().unwrap())).await.unwrap();
-    let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
-    let admin = Client::new(vec![running.url()], Some(token.clone()));
-    admin.target_create(&TargetCreate::named("default")).await.unwrap();
+    let (_tmp, running, admin, token) = common::in_process().await;
     admin.control_hold(true).await.unwrap();
 
     let node_addr: SocketAddr = running.url().trim_start_matches("http://").parse().unwrap();

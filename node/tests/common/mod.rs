@@ -1,4 +1,5 @@
-//! Helpers for tests that run real `bm-node` processes.
+//! Helpers for tests that run real `bm-node` processes, or a node in the
+//! test's own process.
 
 #![allow(dead_code)]
 
@@ -96,4 +97,17 @@ impl Drop for NodeProc {
 /// A one-task job for `target`.
 pub fn job(name: &str, target: &str) -> bm_api::jobs::JobSubmit {
     bm_api::jobs::JobSubmit::script(name, target, "echo hello")
+}
+
+/// A node started in this process on a temporary directory, with the
+/// `default` target: its folder (dropped last), the running node, an admin
+/// client and the admin token.
+pub async fn in_process() -> (tempfile::TempDir, bm_node::Running, bm_api::Client, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let running =
+        bm_node::start(bm_node::NodeConfig::in_dir(tmp.path(), "127.0.0.1:0".parse().unwrap())).await.unwrap();
+    let token = std::fs::read_to_string(tmp.path().join("admin-token")).unwrap().trim().to_string();
+    let admin = bm_api::Client::new(vec![running.url()], Some(token.clone()));
+    admin.target_create(&bm_api::targets::TargetCreate::named("default")).await.unwrap();
+    (tmp, running, admin, token)
 }
