@@ -82,6 +82,15 @@ fn bm_up_keeps_acknowledged_users_tokens_and_jobs_across_kill_9() {
     let shown: serde_json::Value =
         serde_json::from_str(&stdout(&bm(h, &["-p", "local", "job", "show", &job_id, "--json"]))).unwrap();
     assert_eq!(shown["state"], "queued", "work is held: {shown}");
+    // A keyed submit run again answers the job the first run made.
+    let keyed = |h: &std::path::Path| {
+        let args = ["-p", "local", "job", "run", "--target", "default", "--submit-key", "nightly-1"];
+        let out = stdout(&bm(h, &[&args[..], &[script.to_str().unwrap()]].concat()));
+        out.lines().next().unwrap().to_string()
+    };
+    let keyed_id = keyed(h);
+    assert_eq!(keyed(h), keyed_id, "the same key made a second job");
+    assert_ne!(keyed_id, job_id);
 
     // Pull the plug: SIGKILL, no shutdown path runs.
     cluster.0.kill().unwrap();
@@ -92,6 +101,8 @@ fn bm_up_keeps_acknowledged_users_tokens_and_jobs_across_kill_9() {
     let list: serde_json::Value =
         serde_json::from_str(&stdout(&bm(h, &["-p", "local", "job", "list", "--json"]))).unwrap();
     assert!(list.as_array().unwrap().iter().any(|j| j["id"] == job_id.as_str()), "job lost: {list}");
+    assert_eq!(list.as_array().unwrap().len(), 2, "one job per submit, one per key: {list}");
+    assert_eq!(keyed(h), keyed_id, "the key is kept across the restart");
     let users = stdout(&bm(h, &["-p", "local", "user", "ls"]));
     assert!(users.contains("carol"), "user lost: {users}");
     let who = stdout(&bm(h, &["-p", "local", "--token", &token, "info"]));
