@@ -88,6 +88,14 @@ impl LoadConn {
         Ok(body)
     }
 
+    /// Submits `job` (`POST /v1/jobs`) and returns the job the node made;
+    /// an answer that is not a job is a protocol error.
+    pub async fn submit(&mut self, job: &crate::jobs::JobSubmit) -> Result<crate::jobs::Job, LoadError> {
+        let body = serde_json::to_vec(job).map_err(|e| self.protocol(&format!("cannot encode the job: {e}")))?;
+        let answer = self.call("POST", "jobs", Some(&body)).await?;
+        serde_json::from_slice(&answer).map_err(|e| self.protocol(&format!("the answer is not a job: {e}")))
+    }
+
     async fn write_request(&mut self, method: &str, path: &str, body: Option<&[u8]>) -> Result<(), LoadError> {
         let mut head = String::with_capacity(160);
         let path = path.trim_start_matches('/');

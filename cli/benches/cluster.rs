@@ -46,7 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bm_api::jobs::{Job, JobSubmit};
+use bm_api::jobs::JobSubmit;
 use bm_api::latency::LatencyHistogram;
 use bm_api::loadgen::LoadConn;
 use bm_api::Client;
@@ -170,9 +170,8 @@ async fn load(b: &Bench, routes: &[String], leader: usize, clients: usize, measu
                 }
                 let route = (c + i) % routes.len();
                 let job = JobSubmit::script(&format!("{tag}-c{c}-{i}"), "default", "true");
-                let body = serde_json::to_vec(&job).expect("a job serialises");
                 let t = Instant::now();
-                let r = submit(&mut conns[route], &routes[route], &token, &body).await;
+                let r = submit(&mut conns[route], &routes[route], &token, &job).await;
                 let d = t.elapsed();
                 if phase.load(Ordering::Relaxed) == 1 {
                     match r {
@@ -226,21 +225,16 @@ async fn load(b: &Bench, routes: &[String], leader: usize, clients: usize, measu
 /// One submit over the lean connection kept in `conn` (made on first use,
 /// dropped after an error so the next submit connects afresh); the answer
 /// must be the job.
-async fn submit(conn: &mut Option<LoadConn>, url: &str, token: &str, body: &[u8]) -> anyhow::Result<()> {
+async fn submit(conn: &mut Option<LoadConn>, url: &str, token: &str, job: &JobSubmit) -> anyhow::Result<()> {
     if conn.is_none() {
         *conn = Some(LoadConn::connect(url, token).await?);
     }
     let c = conn.as_mut().expect("connected above");
-    match c.call("POST", "jobs", Some(body)).await {
-        Ok(answer) => {
-            serde_json::from_slice::<Job>(&answer)?;
-            Ok(())
-        }
-        Err(e) => {
-            *conn = None;
-            Err(e.into())
-        }
+    if let Err(e) = c.submit(job).await {
+        *conn = None;
+        return Err(e.into());
     }
+    Ok(())
 }
 
 async fn throughput(secs: u64) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bm_api::jobs::{Job, JobSubmit};
+use bm_api::jobs::JobSubmit;
 use bm_api::loadgen::LoadConn;
 use bm_api::targets::TargetCreate;
 
@@ -68,7 +68,10 @@ async fn main() -> anyhow::Result<()> {
         let mut tasks = Vec::new();
         for c in 0..clients {
             let (admin, stop) = (admin.clone(), stop.clone());
-            let mut conn = LoadConn::connect(&running.url(), &token).await?;
+            let mut conn = match op {
+                "submit" => Some(LoadConn::connect(&running.url(), &token).await?),
+                _ => None,
+            };
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut i = c * 1_000_000;
@@ -76,9 +79,8 @@ async fn main() -> anyhow::Result<()> {
                     let t = Instant::now();
                     match op {
                         "submit" => {
-                            let body = serde_json::to_vec(&job(i)).expect("a job serialises");
-                            let answer = conn.call("POST", "jobs", Some(&body)).await.expect("submit");
-                            serde_json::from_slice::<Job>(&answer).expect("the answer is a job");
+                            let conn = conn.as_mut().expect("connected for submits");
+                            conn.submit(&job(i)).await.expect("submit");
                         }
                         "submit/bm_api" => {
                             admin.job_submit(&job(i)).await.expect("submit");

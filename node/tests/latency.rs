@@ -41,9 +41,7 @@ async fn the_benches_lean_connection_submits_to_a_real_node_and_sees_its_refusal
     let mut conn = bm_api::loadgen::LoadConn::connect(&running.url(), &token).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..3 {
-        let body = serde_json::to_vec(&JobSubmit::script(&format!("lean{i}"), "default", "true")).unwrap();
-        let answer = conn.call("POST", "jobs", Some(&body)).await.unwrap();
-        ids.push(serde_json::from_slice::<bm_api::jobs::Job>(&answer).unwrap().id);
+        ids.push(conn.submit(&JobSubmit::script(&format!("lean{i}"), "default", "true")).await.unwrap().id);
     }
     for id in &ids {
         let job = admin.job(id).await.unwrap();

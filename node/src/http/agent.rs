@@ -353,11 +353,8 @@ pub struct EpochQuery {
     params(("job" = String, Path), ("output" = String, Path), EpochQuery),
     responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = ApiError)))]
 pub async fn input(ctx: Ctx, job: String, output: String, raw_query: String) -> Response {
-    let found = async {
-        let q: EpochQuery = reply::query(&raw_query)?;
-        input_output(&ctx, &job, &output, q.epoch)
-    };
-    match found.await {
+    let found = reply::query::<EpochQuery>(&raw_query).and_then(|q| input_output(&ctx, &job, &output, q.epoch));
+    match found {
         // Streamed from disk or a peer, never whole in memory.
         Ok(out) => super::blob_reply::serve(&ctx.node, &out.sha256, out.size, None).await,
         Err(e) => reply::error(&e),
