@@ -1,18 +1,30 @@
 //! Collecting a finished job's outputs by its rules and uploading them.
+//!
+//! A file without `%` is streamed: read a piece at a time while it is
+//! sent, its size announced from the walk, and the upload abandoned if the
+//! file turns out to have changed (the node then stores nothing). A `%`
+//! file may change size while it is read, so it is read whole first and
+//! sent as what was read. A lost node or leader change is ridden out by
+//! sending the file again (a retry reads it again); the node stores an
+//! output once per path and epoch.
+
+use std::time::Duration;
 
 use bm_api::agent::AgentEvent;
 use bm_api::agent_link::AgentClient as Client;
 use bm_api::output_rule::OutputRule;
+use bm_api::ClientError;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
 use crate::outputs::rules::RuleSet;
-use crate::outputs::upload::{read_for_upload, ReadOutcome};
-use crate::outputs::{plan_with, CollectOptions};
+use crate::outputs::stream::stream;
+use crate::outputs::upload::{read_for_upload, FileReader, Opened, ReadOutcome, UploadError};
+use crate::outputs::{plan_with, CollectOptions, PlannedFile};
 use crate::run::Layout;
 
 /// Uploads every file the rules select; returns a failure reason when a
-/// must-match rule matched nothing.
+/// file failed its checks or a must-match rule matched nothing.
 pub async fn upload_outputs(
     client: &Client,
     job: &str,
@@ -38,31 +50,99 @@ pub async fn upload_outputs(
     }
     let mut uploaded = Vec::new();
     for f in &plan.files {
-        let file = f.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let mut buf = Vec::new();
-            read_for_upload(&file, |chunk| {
-                buf.extend_from_slice(chunk);
-                Ok(())
-            })
-            .map(|o| (o, buf))
-        })
-        .await?;
-        match read {
-            Ok((ReadOutcome::Read { bytes, changed, .. }, buf)) => {
-                // A node lost or a leader change mid-upload is ridden out:
-                // the same file again under the same epoch is stored once.
-                let data = bytes::Bytes::from(buf);
-                crate::run::retry_transient("output upload", || client.agent_output(job, epoch, &f.path, data.clone()))
-                    .await?;
+        match upload_file(client, job, epoch, f).await? {
+            Ok(ReadOutcome::Read { bytes, changed, .. }) => {
                 let note = if changed { " (it changed during the upload; allowed by %)" } else { "" };
                 say(format!("uploaded {} ({bytes} bytes){note}", f.path)).await;
                 uploaded.push(f.path.clone());
             }
-            Ok((ReadOutcome::Skipped { reason }, _)) => say(format!("skipped {}: {reason}", f.path)).await,
+            Ok(ReadOutcome::Skipped { reason }) => say(format!("skipped {}: {reason}", f.path)).await,
             Err(e) => return Ok(Some(e.to_string())),
         }
     }
     let unmet = set.unmet_must_match(uploaded.iter().map(String::as_str));
     Ok(unmet.first().map(|u| u.to_string()))
+}
+
+/// How one attempt at a file ended.
+enum Attempt {
+    /// Stored (or, for `%`, skipped).
+    Done(ReadOutcome),
+    /// The file failed its checks: the job fails with this.
+    Bad(UploadError),
+    /// The call failed.
+    Call(ClientError),
+}
+
+/// Uploads one planned file the way the collector does (streamed unless
+/// `%`), trying again while the cluster is unreachable or busy. `Ok(Err)`
+/// is a file that failed its checks; `Err` is a refusal (a limit, a stale
+/// epoch) or a local failure. Public for the data-plane bench.
+pub async fn upload_file(
+    client: &Client,
+    job: &str,
+    epoch: u64,
+    f: &PlannedFile,
+) -> anyhow::Result<Result<ReadOutcome, UploadError>> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let attempt = if f.allow_change {
+            buffered(client, job, epoch, f).await?
+        } else {
+            streamed(client, job, epoch, f).await?
+        };
+        match attempt {
+            Attempt::Done(o) => return Ok(Ok(o)),
+            Attempt::Bad(e) => return Ok(Err(e)),
+            Attempt::Call(e) if crate::run::transient(&e) => {
+                tracing::warn!(error = %e, path = %f.path, "cannot upload an output; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Attempt::Call(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Sends the file as it is read.
+async fn streamed(client: &Client, job: &str, epoch: u64, f: &PlannedFile) -> anyhow::Result<Attempt> {
+    let file = f.clone();
+    let reader = match tokio::task::spawn_blocking(move || FileReader::open(&file)).await? {
+        Ok(Opened::Reader(r)) => r,
+        Ok(Opened::Skipped(reason)) => return Ok(Attempt::Done(ReadOutcome::Skipped { reason })),
+        Err(e) => return Ok(Attempt::Bad(e)),
+    };
+    let s = stream(reader, f.size);
+    let sent = client.agent_output_stream(job, epoch, &f.path, s.size, s.body).await;
+    let read = s.outcome.lock().expect("not poisoned").take();
+    Ok(match (read, sent) {
+        // The read's verdict comes first: a change abandons the upload,
+        // and the call's error then only says so.
+        (Some(Err(e)), _) => Attempt::Bad(e),
+        (Some(Ok(o)), Ok(_)) => Attempt::Done(o),
+        (_, Err(e)) => Attempt::Call(e),
+        (None, Ok(_)) => anyhow::bail!("the upload of {} was acknowledged before the file was read whole", f.path),
+    })
+}
+
+/// Reads the file whole, then sends what was read (`%` files).
+async fn buffered(client: &Client, job: &str, epoch: u64, f: &PlannedFile) -> anyhow::Result<Attempt> {
+    let file = f.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::new();
+        read_for_upload(&file, |chunk| {
+            buf.extend_from_slice(chunk);
+            Ok(())
+        })
+        .map(|o| (o, buf))
+    })
+    .await?;
+    Ok(match read {
+        Ok((o @ ReadOutcome::Read { .. }, buf)) => match client.agent_output(job, epoch, &f.path, buf.into()).await {
+            Ok(_) => Attempt::Done(o),
+            Err(e) => Attempt::Call(e),
+        },
+        Ok((skipped, _)) => Attempt::Done(skipped),
+        Err(e) => Attempt::Bad(e),
+    })
 }

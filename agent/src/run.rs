@@ -158,6 +158,12 @@ pub async fn run(client: &Client, a: Assignment, run_as: Option<RunAs>, layout: 
     }
 }
 
+/// Worth another try: the node was lost, or said it cannot serve now.
+pub(crate) fn transient(e: &bm_api::ClientError) -> bool {
+    matches!(e, bm_api::ClientError::Transport { .. } | bm_api::ClientError::Protocol { .. })
+        || matches!(e.code(), Some(ErrorCode::Unavailable | ErrorCode::Internal))
+}
+
 /// Calls the cluster until it answers, riding out transport errors and
 /// `unavailable` (a node down, an election): only a real answer ends it.
 /// The calls it wraps are idempotent under their fencing epoch.
@@ -169,7 +175,7 @@ where
     let mut delay = Duration::from_millis(100);
     loop {
         match call().await {
-            Err(e) if matches!(e.code(), None | Some(ErrorCode::Unavailable | ErrorCode::Internal)) => {
+            Err(e) if transient(&e) => {
                 tracing::warn!(error = %e, "cannot report {what} to the cluster; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));

@@ -429,3 +429,88 @@ fn walk_files(dir: &std::path::Path) -> usize {
         .map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { usize::from(e.file_name().len() == 64) })
         .sum()
 }
+
+/// A shell line that starts a process repeating `action` (on the worker's
+/// `/tmp` as `$1`) without pause, outside the task's process group (so it
+/// outlives the task and is still at it while outputs are uploaded), until
+/// `$1/stop` appears.
+fn keeps_changing(action: &str) -> String {
+    format!(
+        "{TMP}; setsid timeout 60 sh -c 'while [ ! -e \"$1/stop\" ] && {action}; do :; done' \
+         sh \"$T\" </dev/null >/dev/null 2>&1 & sleep 0.3"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_that_changes_while_it_is_uploaded_fails_the_job_unless_percent_allows_it() {
+    let fx = fixture().await;
+    let blobs = fx.node.node.config().data_dir.join("blobs");
+    // Without `%`, a file that grows, or that only has its time changed
+    // (found once every byte is sent): the upload is abandoned, the job
+    // fails naming the file, and nothing of it is stored. Both start at 32
+    // MiB, so their uploads last long enough for the writer to get a turn.
+    let start = |name: &str| format!("{TMP}; head -c 33554432 /dev/zero > $T/{name}");
+    let grows = format!("{}; {}", start("a.log"), keeps_changing("echo growing >> \"$1/a.log\""));
+    let touched = format!("{}; {}", start("c.bin"), keeps_changing("touch \"$1/c.bin\""));
+    for (script, path) in [(grows, "/tmp/a.log"), (touched, "/tmp/c.bin")] {
+        let j = fx.admin.job_submit(&job(&script, &[path])).await.unwrap();
+        let _agent = start_agent(&fx).await;
+        let done = wait_terminal(&fx.admin, &j.id).await;
+        assert_eq!(done.state, JobState::Failed);
+        let why = done.failure.unwrap();
+        assert!(why.contains(&format!("{path} changed while it was uploaded; use the % prefix")), "{why}");
+        assert!(fx.admin.job_outputs(&j.id).await.unwrap().is_empty());
+        assert_eq!(walk_files(&blobs), 0, "a blob was stored for the abandoned upload of {path}");
+    }
+    // With `%` the file is kept as it was read.
+    let j =
+        fx.admin.job_submit(&job(&keeps_changing("echo growing >> \"$1/b.log\""), &["=%/tmp/b.log"])).await.unwrap();
+    let _agent = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &j.id).await;
+    std::fs::write(fx.root.join("tmp/stop"), b"").unwrap();
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    let outs = fx.admin.job_outputs(&j.id).await.unwrap();
+    assert_eq!(outs.len(), 1, "{outs:?}");
+    let body = fx.admin.job_output_download(&j.id, &outs[0].id).await.unwrap().bytes().await.unwrap();
+    assert!(!body.is_empty() && body.len() as u64 == outs[0].size);
+    assert!(body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).all(|l| l == b"growing"), "torn lines");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_output_is_streamed_up_and_down_and_arrives_whole() {
+    let fx = fixture().await;
+    // 48 MiB: twelve of the node's 4 MiB pieces, 48 of the agent's reads.
+    let a = fx
+        .admin
+        .job_submit(&job(
+            &format!("{TMP}; head -c 50331648 /dev/urandom > $T/big.bin; sha256sum $T/big.bin | cut -d' ' -f1"),
+            &["=/tmp/big.bin"],
+        ))
+        .await
+        .unwrap();
+    let mut b = job("sha256sum \"$PWD/../../../input/first/tmp/big.bin\" | cut -d' ' -f1", &[]);
+    b.depends.insert(
+        "first".into(),
+        bm_api::jobs::DependSubmit {
+            prior_job: a.id.clone(),
+            copy_outputs: true,
+            on_failed: false,
+            on_completed: true,
+        },
+    );
+    let b = fx.admin.job_submit(&b).await.unwrap();
+    let _a1 = start_agent(&fx).await;
+    assert_eq!(wait_terminal(&fx.admin, &a.id).await.state, JobState::Completed);
+    let stdout = |ev: Vec<bm_api::jobs::JobEvent>| -> Vec<String> {
+        ev.into_iter().filter(|e| e.stream == "stdout").map(|e| e.payload).collect()
+    };
+    let written = stdout(fx.admin.job_events(&a.id, 0, None).await.unwrap().events);
+    let outs = fx.admin.job_outputs(&a.id).await.unwrap();
+    assert_eq!((outs.len(), outs[0].size), (1, 50_331_648));
+    assert_eq!(written, vec![outs[0].sha256.clone()], "the node's sha256 is the file's");
+    let _ = std::fs::remove_dir_all(fx.root.join("tmp"));
+    let _a2 = start_agent(&fx).await;
+    let done = wait_terminal(&fx.admin, &b.id).await;
+    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
+    assert_eq!(stdout(fx.admin.job_events(&b.id, 0, None).await.unwrap().events), written, "the input arrived whole");
+}

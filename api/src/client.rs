@@ -48,6 +48,14 @@ pub enum ClientError {
         /// What was wrong.
         message: String,
     },
+    /// This side stopped a transfer: the bytes of an upload could not be
+    /// read, or a download's bytes could not be written. Not the node's
+    /// fault, so not a reason to try another node.
+    #[error("transfer stopped here: {message}")]
+    Local {
+        /// What failed.
+        message: String,
+    },
 }
 
 impl ClientError {
@@ -146,6 +154,18 @@ impl Client {
                     req = req.header("content-type", "application/octet-stream").body(b.clone());
                     b.len()
                 }
+                Body::Once(once, len) => match once.lock().expect("not poisoned").take() {
+                    Some(b) => {
+                        req = req.header("content-type", "application/octet-stream").body(b);
+                        usize::try_from(*len).unwrap_or(usize::MAX)
+                    }
+                    // A stream is sent once: the caller makes it again and
+                    // retries, starting at the next node.
+                    None => {
+                        self.current.store(idx, Ordering::Relaxed);
+                        break;
+                    }
+                },
             };
             let limit = crate::patience::limit(self.patience, query, body_len);
             let Ok(sent) = tokio::time::timeout(limit, req.send()).await else {
@@ -424,6 +444,9 @@ pub enum Body<'a> {
     JsonBytes(bytes::Bytes),
     /// Raw bytes (uploads).
     Bytes(bytes::Bytes),
+    /// A streamed upload of the given length, sent to one node only: it
+    /// cannot be replayed, so on failure the next call starts at the next node.
+    Once(std::sync::Mutex<Option<reqwest::Body>>, u64),
 }
 
 /// Calls an agent makes with its worker credential.
@@ -465,6 +488,26 @@ impl Client {
         let q = [("epoch", epoch.to_string()), ("path", path.to_string())];
         let resp =
             self.send_body(Method::PUT, &format!("agent/jobs/{}/outputs", enc(job)), &q, Body::Bytes(data)).await?;
+        let url = resp.url().to_string();
+        resp.json().await.map_err(|e| ClientError::Protocol { url, message: e.to_string() })
+    }
+
+    /// Uploads one output file of `size` bytes read as it goes (chunked,
+    /// its size in the query): the node stores it only if exactly `size`
+    /// bytes arrive and the body ends cleanly, so an upload whose source
+    /// fails (an `Err` from `body`) stores nothing. Tried on one node; on
+    /// a transport failure the caller makes the stream again and retries.
+    pub async fn agent_output_stream(
+        &self,
+        job: &str,
+        epoch: u64,
+        path: &str,
+        size: u64,
+        body: crate::agent_link::UploadStream,
+    ) -> Result<JobOutput, ClientError> {
+        let q = [("epoch", epoch.to_string()), ("path", path.to_string()), ("size", size.to_string())];
+        let once = Body::Once(std::sync::Mutex::new(Some(reqwest::Body::wrap_stream(body))), size);
+        let resp = self.send_body(Method::PUT, &format!("agent/jobs/{}/outputs", enc(job)), &q, once).await?;
         let url = resp.url().to_string();
         resp.json().await.map_err(|e| ClientError::Protocol { url, message: e.to_string() })
     }

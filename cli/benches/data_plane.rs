@@ -527,6 +527,31 @@ async fn uploads(b: &mut Bench, via: Via, data: &[u8], mib_per_size: usize) -> a
         lat.sort();
         rows.push(Transfer { label: format!("{mib} MiB again"), size: mib * MIB, lat });
     }
+    // The agent's own path: a file on disk (written just before, so in the
+    // page cache, as a job's fresh artefact is), read a piece at a time
+    // while it is sent, and checked to have held still.
+    let dir = tempfile::tempdir()?;
+    for mib in SIZES_MIB.into_iter().filter(|m| *m >= 16) {
+        let mut lat = Vec::new();
+        for i in 0..MIN_UPLOADS {
+            let host_path = dir.path().join(format!("{mib}MiB-file-{i}"));
+            std::fs::write(&host_path, unique(mib * MIB))?;
+            let meta = std::fs::metadata(&host_path)?;
+            let file = bm_agent::outputs::PlannedFile {
+                path: format!("/out/{mib}MiB-file-{i}"),
+                host_path,
+                allow_change: false,
+                size: meta.len(),
+                mtime: meta.modified()?,
+            };
+            let t = Instant::now();
+            bm_agent::collect::upload_file(&agent.client, &agent.job, agent.epoch, &file).await??;
+            lat.push(t.elapsed());
+            std::fs::remove_file(&file.host_path)?;
+        }
+        lat.sort();
+        rows.push(Transfer { label: format!("{mib} MiB file"), size: mib * MIB, lat });
+    }
     agent.finish().await?;
     Ok((rows, agent.job.clone()))
 }
@@ -538,21 +563,31 @@ async fn downloads(b: &mut Bench, via: Via, prior: &str) -> anyhow::Result<Vec<T
     let agent = b.agents_after(1, |_| via, &format!("download-{}", via.transport()), Some(prior)).await?.remove(0);
     let mut by_size: BTreeMap<u64, Vec<Duration>> = BTreeMap::new();
     let outputs = agent.inputs.iter().flat_map(|i| i.outputs.iter()).filter(|o| o.size >= 16 * MIB as u64);
-    for o in outputs.filter(|o| !o.path.contains("again")) {
+    // Into memory, and the agent's own path: into a file, hashed on the way.
+    let dir = tempfile::tempdir()?;
+    let mut into_file: BTreeMap<u64, Vec<Duration>> = BTreeMap::new();
+    for o in outputs.filter(|o| !o.path.contains("again") && !o.path.contains("file")) {
         let t = Instant::now();
         let bytes = agent.client.agent_input(&agent.job, agent.epoch, &o.id).await?;
         let d = t.elapsed();
         anyhow::ensure!(bytes.len() as u64 == o.size, "input {} came with {} of {} bytes", o.path, bytes.len(), o.size);
         by_size.entry(o.size).or_default().push(d);
+        let path = dir.path().join(&o.id);
+        let mut file = tokio::fs::File::create(&path).await?;
+        let t = Instant::now();
+        let sha = bm_agent::inputs::download(&agent.client, &agent.job, agent.epoch, o, &mut file).await?;
+        into_file.entry(o.size).or_default().push(t.elapsed());
+        anyhow::ensure!(sha == o.sha256, "input {} arrived damaged", o.path);
+        std::fs::remove_file(&path)?;
     }
     agent.finish().await?;
-    Ok(by_size
-        .into_iter()
-        .map(|(size, mut lat)| {
+    let rows = |m: BTreeMap<u64, Vec<Duration>>, what: &'static str| {
+        m.into_iter().map(move |(size, mut lat)| {
             lat.sort();
-            Transfer { label: format!("{} MiB", size as usize / MIB), size: size as usize, lat }
+            Transfer { label: format!("{} MiB{what}", size as usize / MIB), size: size as usize, lat }
         })
-        .collect())
+    };
+    Ok(rows(by_size, "").chain(rows(into_file, " file")).collect())
 }
 
 /// Prints a transfer table; with `goal`, each row next to the upload target.
@@ -1101,12 +1136,14 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!("=== summary against the issue's targets (3 nodes; 1 node for comparison) ===");
-    let fresh =
-        |rows: &[Transfer]| rows.iter().filter(|r| !r.label.contains("again")).map(Transfer::mbs).collect::<Vec<_>>();
+    let plain = |r: &&Transfer| !r.label.contains("again") && !r.label.contains("file");
+    let fresh = |rows: &[Transfer]| rows.iter().filter(plain).map(Transfer::mbs).collect::<Vec<_>>();
     let join = |v: Vec<f64>| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" / ");
-    let again =
-        |rows: &[Transfer]| join(rows.iter().filter(|r| r.label.contains("again")).map(Transfer::mbs).collect());
-    let down = |rows: &[Transfer]| join(rows.iter().map(Transfer::mbs).collect());
+    let with = |rows: &[Transfer], what: &str| {
+        join(rows.iter().filter(|r| r.label.contains(what)).map(Transfer::mbs).collect())
+    };
+    let again = |rows: &[Transfer]| with(rows, "again");
+    let down = |rows: &[Transfer]| join(rows.iter().filter(plain).map(Transfer::mbs).collect());
     let best = fresh(&three.quic).into_iter().fold(0.0, f64::max);
     println!(
         "upload, one agent, QUIC, MB/s at {} MiB: {} | target {GOAL_UPLOAD_MBS:.0} MB/s: {}",
@@ -1124,6 +1161,13 @@ async fn main() -> anyhow::Result<()> {
         "download of 16 / 64 MiB files as inputs, QUIC: {} MB/s, HTTP: {} MB/s",
         down(&three.quic_down),
         down(&three.http_down)
+    );
+    println!(
+        "the agent's path, 16 / 64 MiB: upload from a file QUIC {} / HTTP {} MB/s; download into a file QUIC {} / HTTP {} MB/s",
+        with(&three.quic, "file"),
+        with(&three.http, "file"),
+        with(&three.quic_down, "file"),
+        with(&three.http_down, "file")
     );
     for (spread, i) in &three.ingested {
         let target = if *spread == Spread::Quic {

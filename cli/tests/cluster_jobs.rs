@@ -350,6 +350,52 @@ async fn a_factory_whose_node_hangs_moves_to_another_and_jobs_still_run() {
     c.signal(hung, "CONT");
 }
 
+/// Over the agent link (QUIC), outputs go up and inputs come down as
+/// streams: a 48 MiB artefact arrives whole in the job that depends on it,
+/// and a file changed while it is uploaded (without `%`) fails its job and
+/// stores nothing, though every byte of it was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outputs_and_inputs_stream_over_the_agent_link_and_a_changed_file_stores_nothing() {
+    let c = Cluster::start(3, RaftTuning::default()).await;
+    let admin = c.client();
+    default_target(&admin).await;
+    let _factory = factory(&c).await;
+    let big = "head -c 50331648 /dev/urandom > /tmp/out-big.bin\nsha256sum /tmp/out-big.bin | cut -d' ' -f1\n";
+    let a = admin.job_submit(&outputs_job("big", big)).await.unwrap().id;
+    let mut b = JobSubmit::script("use", "default", "sha256sum /input/big/tmp/out-big.bin | cut -d' ' -f1\n");
+    b.depends.insert(
+        "big".into(),
+        bm_api::jobs::DependSubmit { prior_job: a.clone(), copy_outputs: true, on_failed: false, on_completed: true },
+    );
+    let b = admin.job_submit(&b).await.unwrap().id;
+    // 32 MiB, then touched without pause by a process outside the task's
+    // group until the sandbox goes: the change shows only at the end.
+    let touched = "head -c 33554432 /dev/zero > /tmp/out-c.bin\n\
+                   setsid timeout 60 sh -c 'while touch /tmp/out-c.bin; do :; done' </dev/null >/dev/null 2>&1 &\n\
+                   sleep 0.3\n";
+    let t = admin.job_submit(&outputs_job("touched", touched)).await.unwrap().id;
+
+    let written = job_end(&admin, &a, Duration::from_secs(120), "the big job").await;
+    assert_eq!(written.state, JobState::Completed, "{written:?}");
+    let outs = admin.job_outputs(&a).await.unwrap();
+    assert_eq!((outs.len(), outs[0].size), (1, 50_331_648), "{outs:?}");
+    assert_eq!(stdout_of(&admin, &a).await, vec![outs[0].sha256.clone()], "the node's sha256 is the file's");
+    let used = job_end(&admin, &b, Duration::from_secs(120), "the dependant").await;
+    assert_eq!(used.state, JobState::Completed, "{used:?}");
+    assert_eq!(stdout_of(&admin, &b).await, vec![outs[0].sha256.clone()], "the input arrived whole");
+
+    let changed = job_end(&admin, &t, Duration::from_secs(120), "the touched job").await;
+    assert_eq!(changed.state, JobState::Failed, "{changed:?}");
+    let why = changed.failure.unwrap_or_default();
+    assert!(why.contains("/tmp/out-c.bin changed while it was uploaded; use the % prefix"), "{why}");
+    assert!(admin.job_outputs(&t).await.unwrap().is_empty());
+    let zeros = sha256_hex(&vec![0u8; 33_554_432]);
+    for n in c.procs.keys() {
+        let blob = c.path().join(format!("c/node-{n}/data/blobs/{}/{zeros}", &zeros[..2]));
+        assert!(!blob.exists(), "node {n} stored the abandoned upload");
+    }
+}
+
 /// A job on the `default` target running `script`, whose files
 /// `/tmp/out-*.bin` are its outputs (at least one).
 fn outputs_job(name: &str, script: &str) -> JobSubmit {

@@ -17,12 +17,13 @@ use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use super::collect::PlannedFile;
 
-/// How much is read, hashed and handed to the sink at a time.
+/// How much is read, hashed and handed on at a time.
 pub const READ_CHUNK: usize = 1 << 20;
 
 /// Why a file's upload failed. Every variant fails the job; they are apart
@@ -89,66 +90,123 @@ pub fn read_for_upload(
     file: &PlannedFile,
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> Result<ReadOutcome, UploadError> {
-    let path = &file.path;
-    let io_err = |source| UploadError::Io { path: path.clone(), source };
-    let vanished = || {
-        if file.allow_change {
-            Ok(ReadOutcome::Skipped { reason: format!("{path} was removed before it could be uploaded") })
-        } else {
-            Err(UploadError::Vanished { path: path.clone() })
-        }
+    let mut reader = match FileReader::open(file)? {
+        Opened::Reader(r) => r,
+        Opened::Skipped(reason) => return Ok(ReadOutcome::Skipped { reason }),
     };
-
-    // Look before opening, so a file replaced by a FIFO is not opened (which
-    // would block) and a missing one is told apart from other errors.
-    match fs::metadata(&file.host_path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => return vanished(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return vanished(),
-        Err(e) => return Err(io_err(e)),
+    while let Some(piece) = reader.next_piece()? {
+        sink(&piece).map_err(|source| UploadError::Sink { path: file.path.clone(), source })?;
     }
-    let mut f = match File::open(&file.host_path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return vanished(),
-        Err(e) => return Err(io_err(e)),
-    };
-    let opened = f.metadata().map_err(io_err)?;
-    let mut changed = !opened.is_file() || stamp(&opened) != (file.size, file.mtime);
+    reader.finish()
+}
 
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
-    let mut buf = vec![0u8; READ_CHUNK];
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+/// What opening a planned file gave.
+pub enum Opened {
+    /// A reader over it.
+    Reader(Box<FileReader>),
+    /// A `%` file that was gone; the reason, for the job log.
+    Skipped(String),
+}
+
+/// A planned file opened for upload, read a piece at a time (so an upload
+/// can stream it without holding it whole), and checked at the end.
+pub struct FileReader {
+    file: PlannedFile,
+    f: File,
+    opened: Metadata,
+    changed: bool,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl FileReader {
+    /// Opens `file`, noting whether it already differs from the plan.
+    pub fn open(file: &PlannedFile) -> Result<Opened, UploadError> {
+        let path = &file.path;
+        let io_err = |source| UploadError::Io { path: path.clone(), source };
+        let vanished = || {
+            if file.allow_change {
+                Ok(Opened::Skipped(format!("{path} was removed before it could be uploaded")))
+            } else {
+                Err(UploadError::Vanished { path: path.clone() })
+            }
+        };
+        // Look before opening, so a file replaced by a FIFO is not opened
+        // (which would block) and a missing one is told apart from other errors.
+        match fs::metadata(&file.host_path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return vanished(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return vanished(),
+            Err(e) => return Err(io_err(e)),
+        }
+        let f = match File::open(&file.host_path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return vanished(),
             Err(e) => return Err(io_err(e)),
         };
-        hasher.update(&buf[..n]);
-        sink(&buf[..n]).map_err(|source| UploadError::Sink { path: path.clone(), source })?;
-        bytes += n as u64;
+        let opened = f.metadata().map_err(io_err)?;
+        let changed = !opened.is_file() || stamp(&opened) != (file.size, file.mtime);
+        Ok(Opened::Reader(Box::new(FileReader {
+            file: file.clone(),
+            f,
+            opened,
+            changed,
+            hasher: Sha256::new(),
+            bytes: 0,
+        })))
     }
 
-    let after = f.metadata().map_err(io_err)?;
-    changed |= stamp(&after) != stamp(&opened) || bytes != opened.len();
-    let removed = match fs::metadata(&file.host_path) {
-        Ok(now) => {
-            changed |= !same_file(&now, &after);
-            false
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
-        Err(e) => return Err(io_err(e)),
-    };
-    if !file.allow_change {
-        if removed {
-            return Err(UploadError::Vanished { path: path.clone() });
-        }
-        if changed {
-            return Err(UploadError::Changed { path: path.clone() });
-        }
+    /// The worker path.
+    pub fn path(&self) -> &str {
+        &self.file.path
     }
-    Ok(ReadOutcome::Read { sha256: hex::encode(hasher.finalize()), bytes, changed: changed || removed })
+
+    /// The next piece (at most [`READ_CHUNK`] bytes, hashed), or `None` at
+    /// the end of the file.
+    pub fn next_piece(&mut self) -> Result<Option<Bytes>, UploadError> {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let n = loop {
+            match self.f.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => return Err(UploadError::Io { path: self.file.path.clone(), source }),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        self.hasher.update(&buf);
+        self.bytes += n as u64;
+        Ok(Some(Bytes::from(buf)))
+    }
+
+    /// Checks the file held still since the plan (unless `%` allows a
+    /// change) and gives the digest of what was read.
+    pub fn finish(self) -> Result<ReadOutcome, UploadError> {
+        let FileReader { file, f, opened, mut changed, hasher, bytes } = self;
+        let path = &file.path;
+        let io_err = |source| UploadError::Io { path: path.clone(), source };
+        let after = f.metadata().map_err(io_err)?;
+        changed |= stamp(&after) != stamp(&opened) || bytes != opened.len();
+        let removed = match fs::metadata(&file.host_path) {
+            Ok(now) => {
+                changed |= !same_file(&now, &after);
+                false
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+            Err(e) => return Err(io_err(e)),
+        };
+        if !file.allow_change {
+            if removed {
+                return Err(UploadError::Vanished { path: path.clone() });
+            }
+            if changed {
+                return Err(UploadError::Changed { path: path.clone() });
+            }
+        }
+        Ok(ReadOutcome::Read { sha256: hex::encode(hasher.finalize()), bytes, changed: changed || removed })
+    }
 }
 
 fn stamp(meta: &Metadata) -> (u64, SystemTime) {

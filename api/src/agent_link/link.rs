@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use quinn::Connection;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use tokio::sync::Mutex;
 
 use super::proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest, MAX_FRAME};
@@ -24,8 +25,9 @@ use crate::quic::SERVER_NAME;
 
 /// How long a node may take to answer the handshake and `Hello`.
 const PROBE: Duration = Duration::from_secs(3);
-/// How long a call may take beyond any wait it asks for: a node that is
-/// paused or cut off is given up after this, and the call made elsewhere.
+/// How long a call may take beyond any wait it asks for and the bytes it
+/// moves: a node that is paused or cut off is given up after this, and the
+/// call made elsewhere.
 const CALL: Duration = Duration::from_secs(30);
 
 /// The connection in use and where it goes.
@@ -78,17 +80,38 @@ impl AgentLink {
     /// Makes one call; `body` is sent after the request (output bytes), and
     /// the bytes after the answer (input bytes) are returned with it.
     pub async fn call(&self, call: AgentCall, body: Option<Bytes>) -> Result<(AgentAnswer, Bytes), ClientError> {
-        let limit = match &call {
-            AgentCall::Instruction { wait } => CALL + Duration::from_secs(*wait),
-            _ => CALL,
+        let mut rest = Vec::new();
+        let body = body.map(Outgoing::Bytes).unwrap_or(Outgoing::None);
+        let answer = self.call_with(call, body, Some(&mut rest), 0).await?;
+        Ok((answer, rest.into()))
+    }
+
+    /// Makes one call, sending `body` after the request and writing the
+    /// bytes that follow an input's answer to `sink` as they arrive. The
+    /// call may take [`CALL`], plus any wait it asks for, plus the time to
+    /// move its upload or `expected` download bytes at
+    /// [`crate::patience::UPLOAD_FLOOR`].
+    pub async fn call_with(
+        &self,
+        call: AgentCall,
+        body: Outgoing,
+        sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
+        expected: u64,
+    ) -> Result<AgentAnswer, ClientError> {
+        let wait = match &call {
+            AgentCall::Instruction { wait } => Duration::from_secs(*wait),
+            _ => Duration::ZERO,
         };
+        let bytes = body.len().max(expected);
+        let limit = CALL + wait + Duration::from_secs(bytes / crate::patience::UPLOAD_FLOOR);
         let name = call.name();
         let current = self.connection().await?;
         let req = AgentRequest { token: self.token.clone(), call };
-        match tokio::time::timeout(limit, exchange(&current.conn, &req, body)).await {
-            Ok(Ok((Ok(answer), rest))) => Ok((answer, rest)),
-            Ok(Ok((Err(error), _))) => Err(ClientError::Api { status: error.code.status(), error }),
+        match tokio::time::timeout(limit, exchange(&current.conn, &req, body, sink)).await {
+            Ok(Ok(Ok(answer))) => Ok(answer),
+            Ok(Ok(Err(error))) => Err(ClientError::Api { status: error.code.status(), error }),
             Ok(Err(Failure::Protocol(message))) => Err(ClientError::Protocol { url: current.addr, message }),
+            Ok(Err(Failure::Local(message))) => Err(ClientError::Local { message }),
             Ok(Err(Failure::Transport(message))) => Err(self.lost(current, name, message).await),
             Err(_) => Err(self.lost(current, name, format!("no answer within {limit:?}")).await),
         }
@@ -147,10 +170,10 @@ impl AgentLink {
                 .await
                 .map_err(|e| format!("{addr}: {e}"))?;
             let hello = AgentRequest { token: None, call: AgentCall::Hello };
-            match exchange(&conn, &hello, None).await {
-                Ok((Ok(AgentAnswer::Hello { node }), _)) => Ok((conn, node)),
-                Ok((other, _)) => Err(format!("{addr}: unexpected answer to hello: {other:?}")),
-                Err(Failure::Protocol(m) | Failure::Transport(m)) => Err(format!("{addr}: {m}")),
+            match exchange(&conn, &hello, Outgoing::None, None).await {
+                Ok(Ok(AgentAnswer::Hello { node })) => Ok((conn, node)),
+                Ok(other) => Err(format!("{addr}: unexpected answer to hello: {other:?}")),
+                Err(Failure::Protocol(m) | Failure::Transport(m) | Failure::Local(m)) => Err(format!("{addr}: {m}")),
             }
         };
         match tokio::time::timeout(PROBE, attempt).await {
@@ -161,16 +184,52 @@ impl AgentLink {
     }
 }
 
+/// What follows a request on its stream.
+pub enum Outgoing {
+    /// Nothing.
+    None,
+    /// Bytes already in memory.
+    Bytes(Bytes),
+    /// `size` bytes read as they go; an `Err` item abandons the call (the
+    /// stream is reset, so the node stores nothing).
+    Stream {
+        /// How many bytes the stream yields when all goes well.
+        size: u64,
+        /// The bytes.
+        body: super::UploadStream,
+    },
+}
+
+impl Outgoing {
+    fn len(&self) -> u64 {
+        match self {
+            Outgoing::None => 0,
+            Outgoing::Bytes(b) => b.len() as u64,
+            Outgoing::Stream { size, .. } => *size,
+        }
+    }
+}
+
 /// How an exchange failed.
 enum Failure {
     /// The connection or stream broke: try another node.
     Transport(String),
     /// The node answered something unreadable.
     Protocol(String),
+    /// This side stopped: the upload's source or the download's sink failed.
+    Local(String),
 }
 
+/// Stream reset code when the agent abandons an upload.
+const CODE_ABANDONED: u32 = 2;
+
 /// One request and its answer on a fresh stream of `conn`.
-async fn exchange(conn: &Connection, req: &AgentRequest, body: Option<Bytes>) -> Result<(AgentReply, Bytes), Failure> {
+async fn exchange(
+    conn: &Connection,
+    req: &AgentRequest,
+    body: Outgoing,
+    sink: Option<&mut (dyn AsyncWrite + Unpin + Send)>,
+) -> Result<AgentReply, Failure> {
     let t = |e: &dyn std::fmt::Display| Failure::Transport(e.to_string());
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| t(&e))?;
     let frame = serde_json::to_vec(req).map_err(|e| Failure::Protocol(e.to_string()))?;
@@ -178,10 +237,24 @@ async fn exchange(conn: &Connection, req: &AgentRequest, body: Option<Bytes>) ->
     // A refused upload is stopped by the node, which answers why: the
     // answer is read even when the body could not be sent whole.
     let sent = match body {
+        Outgoing::None => Ok(()),
         // Handed over as it is: copying a file into the stream cost as much
         // as sending it.
-        Some(body) => send.write_chunk(body).await.map_err(|e| t(&e)),
-        None => Ok(()),
+        Outgoing::Bytes(body) => send.write_chunk(body).await.map_err(|e| t(&e)),
+        Outgoing::Stream { mut body, .. } => loop {
+            match body.next().await {
+                None => break Ok(()),
+                Some(Ok(piece)) => {
+                    if let Err(e) = send.write_chunk(piece).await {
+                        break Err(t(&e));
+                    }
+                }
+                Some(Err(e)) => {
+                    let _ = send.reset(quinn::VarInt::from_u32(CODE_ABANDONED));
+                    return Err(Failure::Local(format!("upload abandoned: {e}")));
+                }
+            }
+        },
     };
     let _ = send.finish();
     let answer = match read_frame(&mut recv, MAX_FRAME).await {
@@ -190,15 +263,22 @@ async fn exchange(conn: &Connection, req: &AgentRequest, body: Option<Bytes>) ->
     };
     let reply: AgentReply =
         serde_json::from_slice(&answer).map_err(|e| Failure::Protocol(format!("unreadable answer: {e}")))?;
-    let rest = match &reply {
-        Ok(AgentAnswer::Input { size }) => {
-            let bytes = recv.read_to_end(usize::try_from(*size).unwrap_or(usize::MAX)).await.map_err(|e| t(&e))?;
-            if bytes.len() as u64 != *size {
-                return Err(Failure::Transport(format!("input ended after {} of {size} bytes", bytes.len())));
+    if let Ok(AgentAnswer::Input { size }) = &reply {
+        let Some(sink) = sink else {
+            return Err(Failure::Protocol("an input answer to a call that expects none".into()));
+        };
+        let mut got = 0u64;
+        while let Some(piece) = recv.read_chunk(usize::MAX, true).await.map_err(|e| t(&e))? {
+            got += piece.bytes.len() as u64;
+            if got > *size {
+                return Err(Failure::Protocol(format!("input longer than the {size} bytes announced")));
             }
-            Bytes::from(bytes)
+            sink.write_all(&piece.bytes).await.map_err(|e| Failure::Local(format!("cannot keep the input: {e}")))?;
         }
-        _ => Bytes::new(),
-    };
-    Ok((reply, rest))
+        if got != *size {
+            return Err(Failure::Transport(format!("input ended after {got} of {size} bytes")));
+        }
+        sink.flush().await.map_err(|e| Failure::Local(format!("cannot keep the input: {e}")))?;
+    }
+    Ok(reply)
 }

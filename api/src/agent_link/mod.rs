@@ -11,8 +11,10 @@ mod link;
 pub mod proto;
 
 use bytes::Bytes;
+use futures::StreamExt as _;
+use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
-pub use link::AgentLink;
+pub use link::{AgentLink, Outgoing};
 pub use proto::{AgentAnswer, AgentCall, AgentReply, AgentRequest};
 
 use crate::agent::{AgentStorePut, BootstrapRequest, Bootstrapped, EventsUpload, Finish, Instruction};
@@ -23,6 +25,11 @@ use crate::jobs::JobOutput;
 
 /// ALPN protocol of the agent link; a node routes connections by it.
 pub const ALPN: &[u8] = b"bm-agent/1";
+
+/// An upload's bytes as they are read, so a file need not be held whole
+/// in memory. An `Err` item means the source failed (the file changed or
+/// could not be read): the upload is abandoned and the node stores nothing.
+pub type UploadStream = futures::stream::BoxStream<'static, std::io::Result<Bytes>>;
 
 /// How an agent reaches the cluster: QUIC (the normal way) or HTTP.
 #[derive(Clone)]
@@ -107,18 +114,76 @@ impl AgentClient {
         }
     }
 
-    /// Downloads an output of a job this one depends on.
+    /// Uploads one output file of `size` bytes as `body` yields them (see
+    /// [`UploadStream`]). One attempt: the stream cannot be replayed, so
+    /// the caller makes it again to retry.
+    pub async fn agent_output_stream(
+        &self,
+        job: &str,
+        epoch: u64,
+        path: &str,
+        size: u64,
+        body: UploadStream,
+    ) -> Result<JobOutput, ClientError> {
+        match self {
+            AgentClient::Http(c) => c.agent_output_stream(job, epoch, path, size, body).await,
+            AgentClient::Quic(l) => {
+                let call = AgentCall::Output { job: job.into(), epoch, path: path.into(), size };
+                match l.call_with(call, Outgoing::Stream { size, body }, None, 0).await? {
+                    AgentAnswer::Output(o) => Ok(o),
+                    other => Err(mismatch(l, other)),
+                }
+            }
+        }
+    }
+
+    /// Downloads an output of a job this one depends on, whole in memory
+    /// (see [`AgentClient::agent_input_into`] for files of any size).
     pub async fn agent_input(&self, job: &str, epoch: u64, output: &str) -> Result<Bytes, ClientError> {
+        let mut buf = Vec::new();
+        self.agent_input_into(job, epoch, output, 0, &mut buf).await?;
+        Ok(buf.into())
+    }
+
+    /// Downloads an output of a job this one depends on into `sink` a
+    /// piece at a time, and returns how many bytes it wrote. `expected` is
+    /// the output's size as far as the caller knows (0 if not): it buys the
+    /// call time to move that many bytes. A failed write to `sink` is
+    /// [`ClientError::Local`]; a download cut short is a transport error,
+    /// after which the caller starts over with an empty sink.
+    pub async fn agent_input_into(
+        &self,
+        job: &str,
+        epoch: u64,
+        output: &str,
+        expected: u64,
+        sink: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<u64, ClientError> {
         match self {
             AgentClient::Http(c) => {
                 let resp = c.agent_input(job, epoch, output).await?;
                 let url = resp.url().to_string();
-                resp.bytes().await.map_err(|e| ClientError::Transport { urls: url, message: e.to_string() })
+                let size = resp.content_length();
+                let mut body = resp.bytes_stream();
+                let mut got = 0u64;
+                while let Some(piece) = body.next().await {
+                    let piece =
+                        piece.map_err(|e| ClientError::Transport { urls: url.clone(), message: e.to_string() })?;
+                    sink.write_all(&piece).await.map_err(|e| ClientError::Local { message: e.to_string() })?;
+                    got += piece.len() as u64;
+                }
+                if size.is_some_and(|n| n != got) {
+                    let message = format!("input ended after {got} of {} bytes", size.unwrap_or_default());
+                    return Err(ClientError::Transport { urls: url, message });
+                }
+                sink.flush().await.map_err(|e| ClientError::Local { message: e.to_string() })?;
+                Ok(got)
             }
             AgentClient::Quic(l) => {
-                match l.call(AgentCall::Input { job: job.into(), epoch, output: output.into() }, None).await? {
-                    (AgentAnswer::Input { .. }, bytes) => Ok(bytes),
-                    (other, _) => Err(mismatch(l, other)),
+                let call = AgentCall::Input { job: job.into(), epoch, output: output.into() };
+                match l.call_with(call, Outgoing::None, Some(sink), expected).await? {
+                    AgentAnswer::Input { size } => Ok(size),
+                    other => Err(mismatch(l, other)),
                 }
             }
         }

@@ -11,9 +11,13 @@ use crate::http::agent as api;
 use crate::http::Ctx;
 use crate::node::Node;
 
+/// The bytes that follow an answer (an input's), streamed from disk or a
+/// peer; an `Err` cuts the stream.
+pub type Trailer = futures::stream::BoxStream<'static, std::io::Result<Bytes>>;
+
 /// Answers `req`; an input's bytes come back as the trailer. An output's
 /// bytes are read from `recv` only once the call passed its checks.
-pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (AgentReply, Option<Bytes>) {
+pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (AgentReply, Option<Trailer>) {
     if req.call == AgentCall::Hello {
         return (Ok(AgentAnswer::Hello { node: node.id() }), None);
     }
@@ -34,8 +38,8 @@ pub async fn call(node: &Node, req: AgentRequest, recv: &mut RecvStream) -> (Age
             (api::finish_with(&ctx, job, finish).await.map(|_| AgentAnswer::Done), None)
         }
         AgentCall::Output { job, epoch, path, size } => (output(&ctx, job, epoch, path, size, recv).await, None),
-        AgentCall::Input { job, epoch, output } => match api::input_bytes(&ctx, &job, &output, epoch).await {
-            Ok(bytes) => (Ok(AgentAnswer::Input { size: bytes.len() as u64 }), Some(bytes)),
+        AgentCall::Input { job, epoch, output } => match api::input_stream(&ctx, &job, &output, epoch).await {
+            Ok((size, bytes)) => (Ok(AgentAnswer::Input { size }), bytes),
             Err(e) => (Err(e), None),
         },
     }
@@ -56,7 +60,7 @@ async fn events(job: &str, size: u64, recv: &mut RecvStream) -> Result<EventLog,
 }
 
 async fn output(ctx: &Ctx, job: String, epoch: u64, path: String, size: u64, recv: &mut RecvStream) -> AgentReply {
-    let q = api::OutputQuery { epoch, path };
+    let q = api::OutputQuery { epoch, path, size: Some(size) };
     let me = match api::output_check(ctx, &job, &q, size) {
         Ok(me) => me,
         Err(e) => {

@@ -5,7 +5,7 @@
 //! The calls run the same code as the HTTP agent API (`http::agent`), so the
 //! two transports cannot drift apart; only framing differs.
 
-mod dispatch;
+pub(crate) mod dispatch;
 mod serve;
 
 use std::sync::{Arc, OnceLock};

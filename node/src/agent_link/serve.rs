@@ -9,13 +9,16 @@ use std::net::SocketAddr;
 use bm_api::agent_link::proto::{AgentReply, AgentRequest, MAX_FRAME};
 use bm_api::frame::{read_frame, write_frame, ReadFrameError};
 use bm_api::{ApiError, ErrorCode};
-use bytes::Bytes;
+use futures::StreamExt as _;
 use quinn::{Connection, ReadError, RecvStream, SendStream, VarInt};
 
+use super::dispatch::Trailer;
 use crate::node::Node;
 
 /// Stream reset code for a request that could not be read at all.
 const CODE_BAD_FRAME: u32 = 1;
+/// Stream reset code for an answer whose bytes could not all be read here.
+const CODE_SOURCE_FAILED: u32 = 3;
 
 /// Serves the streams of one agent connection until it closes.
 pub async fn connection(node: Node, conn: Connection) {
@@ -65,12 +68,21 @@ async fn stream(node: Node, mut send: SendStream, mut recv: RecvStream, peer: So
 }
 
 /// Writes the answer frame, then any bytes that follow it, and ends the stream.
-async fn answer(send: &mut SendStream, peer: SocketAddr, reply: &AgentReply, trailer: Option<Bytes>) {
+async fn answer(send: &mut SendStream, peer: SocketAddr, reply: &AgentReply, trailer: Option<Trailer>) {
     let result = async {
         let frame = serde_json::to_vec(reply).map_err(|e| e.to_string())?;
         write_frame(send, frame.into(), MAX_FRAME).await.map_err(|e| e.to_string())?;
-        if let Some(bytes) = trailer {
-            send.write_chunk(bytes).await.map_err(|e| e.to_string())?;
+        if let Some(mut pieces) = trailer {
+            while let Some(piece) = pieces.next().await {
+                match piece {
+                    Ok(bytes) => send.write_chunk(bytes).await.map_err(|e| e.to_string())?,
+                    Err(e) => {
+                        // Cut, so the agent sees a failed download and not a short file.
+                        let _ = send.reset(VarInt::from_u32(CODE_SOURCE_FAILED));
+                        return Err(format!("the bytes after the answer failed: {e}"));
+                    }
+                }
+            }
         }
         send.finish().map_err(|e| e.to_string())
     };

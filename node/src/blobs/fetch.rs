@@ -14,12 +14,6 @@ use crate::node::Node;
 
 const PIECE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The whole blob, fetched from a peer first when this node lacks it.
-pub async fn read(node: &Node, sha: &str) -> Result<bytes::Bytes, ApiError> {
-    ensure_local(node, sha, None).await?;
-    node.blobs().read(sha).await.map_err(|e| ApiError::new(ErrorCode::Internal, format!("blob {sha} unreadable: {e}")))
-}
-
 /// Makes sure the blob is on this node's disk, copying it from a peer:
 /// its homes first (`homes` when the caller knows them, else from the
 /// outputs that refer to it), then any other member.

@@ -50,12 +50,6 @@ struct Sink {
     done: JoinHandle<Result<(), ApiError>>,
 }
 
-/// A blob held whole in memory as pieces for [`store_stream`].
-pub fn pieces(bytes: Bytes) -> impl Stream<Item = Result<Bytes, ApiError>> + Unpin {
-    let len = bytes.len();
-    futures::stream::iter((0..len).step_by(CHUNK).map(move |at| Ok(bytes.slice(at..(at + CHUNK).min(len)))))
-}
-
 /// Writes the `size` bytes `pieces` yields here and on the other homes of
 /// the output `id` (see [`super::placement`]; with this node, a majority
 /// of the voters), and returns their sha256 once a majority of the voters

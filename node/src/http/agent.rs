@@ -245,17 +245,40 @@ pub struct OutputQuery {
     pub epoch: u64,
     /// Absolute path of the file in the worker.
     pub path: String,
+    /// The file's length, for an upload sent chunked (without
+    /// `Content-Length`) as it is read; when both are given they must agree.
+    #[serde(default)]
+    pub size: Option<u64>,
 }
 
-/// Uploads one output file (the body is its bytes).
+/// Uploads one output file (the body is its bytes, streamed to the blob
+/// store as they arrive). Its length is `Content-Length` or, for a chunked
+/// body, the `size` query; the output is stored only if exactly that many
+/// bytes arrive and the body ends cleanly.
 #[utoipa::path(put, operation_id = "agent_output", path = "/v1/agent/jobs/{job}/outputs", tag = "agent",
     params(("job" = String, Path), OutputQuery), request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 200, body = JobOutput), (status = 409, body = ApiError)))]
-pub async fn output(ctx: Ctx, job: String, raw_query: String, data: Bytes) -> Result<JobOutput, ApiError> {
+pub async fn output<B: bytes::Buf>(
+    ctx: Ctx,
+    job: String,
+    raw_query: String,
+    length: Option<u64>,
+    body: impl futures::Stream<Item = Result<B, warp::Error>> + Send + Unpin + 'static,
+) -> Result<JobOutput, ApiError> {
     let q: OutputQuery = reply::query(&raw_query)?;
-    let size = data.len() as u64;
+    let refuse = |why: String| ApiError::new(ErrorCode::BadRequest, format!("cannot store output {}: {why}", q.path));
+    let size = match (length, q.size) {
+        (Some(l), Some(s)) if l != s => return Err(refuse(format!("Content-Length {l} and size {s} disagree"))),
+        (Some(n), _) | (None, Some(n)) => n,
+        (None, None) => {
+            return Err(refuse(
+                "its length is unknown: send Content-Length, or size in the query of a chunked upload".into(),
+            ))
+        }
+    };
     let me = output_check(&ctx, &job, &q, size)?;
-    output_store(&ctx, me, job, q, size, crate::blobs::replicate::pieces(data)).await
+    let pieces = super::upload_body::pieces(body, size, format!("output {}", q.path));
+    output_store(&ctx, me, job, q, size, pieces).await
 }
 
 /// Refuses an output before its bytes are taken: a stale epoch, too many
@@ -379,12 +402,22 @@ fn input_output(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Result<JobOut
     })
 }
 
-/// The bytes of an output of a job `job` depends on, fetched from a peer
-/// if this node lacks them (the agent link's input call, which answers
-/// with the whole file).
-pub async fn input_bytes(ctx: &Ctx, job: &str, output: &str, epoch: u64) -> Result<Bytes, ApiError> {
+/// An output of a job `job` depends on, as its size and a stream of its
+/// bytes from this node's disk or a peer (the agent link's input call;
+/// never whole in memory). An empty output has no stream.
+pub async fn input_stream(
+    ctx: &Ctx,
+    job: &str,
+    output: &str,
+    epoch: u64,
+) -> Result<(u64, Option<crate::agent_link::dispatch::Trailer>), ApiError> {
+    use futures::StreamExt as _;
     let out = input_output(ctx, job, output, epoch)?;
-    crate::blobs::fetch::read(&ctx.node, &out.sha256)
+    if out.size == 0 {
+        return Ok((0, None));
+    }
+    let stream = crate::blobs::stream::open(&ctx.node, &out.sha256, 0, out.size)
         .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("input {} unreadable: {e}", out.path)))
+        .map_err(|e| ApiError::new(e.code, format!("input {} unreadable: {}", out.path, e.message)))?;
+    Ok((out.size, Some(stream.boxed())))
 }

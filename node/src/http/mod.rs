@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod public;
 pub mod reply;
 pub mod targets;
+pub mod upload_body;
 pub mod users;
 pub mod workers;
 
@@ -328,8 +329,9 @@ pub fn routes(node: Node) -> impl Filter<Extract = (impl warp::Reply,), Error = 
         .and(c.clone())
         .and(raw_query())
         .and(agent::output_size_guard(max_output))
-        .and(warp::body::content_length_limit(max_output).and(warp::body::bytes()))
-        .then(|j, c, q, b| agent::output(c, j, q, b))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(|j, c, q, len, b| agent::output(c, j, q, len, Box::pin(b)))
         .map(reply::reply);
     let ag_input = v1
         .and(path!("agent" / "jobs" / String / "inputs" / String))
