@@ -3,82 +3,12 @@
 //! (No sandbox here: the agent runs with `--root` on a temporary directory;
 //! the local factory's tests cover isolation.)
 
-use std::process::{Child, Command};
+mod common;
+
 use std::time::{Duration, Instant};
 
-use bm_api::factories::{FactoryCreate, LeaseRequest};
-use bm_api::jobs::{JobState, JobSubmit};
-use bm_api::targets::TargetCreate;
-use bm_api::Client;
-
-struct Agent(Child);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: std::path::PathBuf,
-    node: bm_node::Running,
-    admin: Client,
-    factory: Client,
-}
-
-async fn fixture() -> Fixture {
-    fixture_with_lease(120).await
-}
-
-async fn fixture_with_lease(lease_secs: u64) -> Fixture {
-    fixture_with(|cfg| cfg.worker_lease_secs = lease_secs).await
-}
-
-async fn fixture_with(adjust: impl FnOnce(&mut bm_node::NodeConfig)) -> Fixture {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = bm_node::NodeConfig::in_dir(&tmp.path().join("node"), "127.0.0.1:0".parse().unwrap());
-    adjust(&mut cfg);
-    let node = bm_node::start(cfg).await.unwrap();
-    let token = std::fs::read_to_string(tmp.path().join("node/admin-token")).unwrap().trim().to_string();
-    let admin = Client::new(vec![node.url()], Some(token));
-    admin.target_create(&TargetCreate::named("default")).await.unwrap();
-    let f = admin.factory_create(&FactoryCreate { name: "test".into() }).await.unwrap();
-    let factory = Client::new(vec![node.url()], Some(f.token));
-    let root = tmp.path().join("worker");
-    std::fs::create_dir_all(&root).unwrap();
-    Fixture { _tmp: tmp, root, node, admin, factory }
-}
-
-fn job(script: &str, rules: &[&str]) -> JobSubmit {
-    let mut j = JobSubmit::script("t", "default", script);
-    j.tasks[0].env.insert("GREETING".into(), "hello".into());
-    j.output_rules = rules.iter().map(|r| r.to_string()).collect();
-    j.tags.insert("github.repository".into(), "oxide/hello".into());
-    j
-}
-
-/// Leases the worker the scheduler requested and starts an agent for it.
-async fn start_agent(fx: &Fixture) -> Agent {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let lease = loop {
-        let l =
-            fx.factory.factory_lease(&LeaseRequest { targets: vec!["default".into()], capacity: None }).await.unwrap();
-        if let Some(l) = l {
-            break l;
-        }
-        assert!(Instant::now() < deadline, "no worker was requested");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let child = Command::new(env!("CARGO_BIN_EXE_bm-agent"))
-        .args(["--url", &fx.node.url(), "--root", fx.root.to_str().unwrap()])
-        .env("BM_BOOTSTRAP_TOKEN", &lease.bootstrap_token)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
-    Agent(child)
-}
+use bm_api::jobs::JobState;
+use common::{after, fixture, fixture_with, fixture_with_lease, job, start_agent, wait_terminal, Agent};
 
 /// Waits until the job's shell wrote its pid to `pidfile`, then kills the
 /// agent with SIGKILL (leaving the shell); answers the shell's pid (its
@@ -96,18 +26,6 @@ async fn kill_agent_once_running(mut agent: Agent, pidfile: &std::path::Path) ->
     agent.0.kill().unwrap();
     agent.0.wait().unwrap();
     shell
-}
-
-async fn wait_terminal(c: &Client, id: &str) -> bm_api::jobs::Job {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let j = c.job(id).await.unwrap();
-        if j.state.is_terminal() {
-            return j;
-        }
-        assert!(Instant::now() < deadline, "job stuck in {:?}", j.state);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,43 +90,12 @@ async fn cancel_kills_the_whole_process_group() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dependant_receives_its_dependencys_outputs_under_input() {
-    let fx = fixture().await;
-    let a = fx
-        .admin
-        .job_submit(&job("mkdir -p \"$PWD/../../../tmp\"; echo payload > \"$PWD/../../../tmp/a.txt\"", &["/tmp/a.txt"]))
-        .await
-        .unwrap();
-    let mut b = job("cat \"$PWD/../../../input/first/tmp/a.txt\"", &[]);
-    b.depends.insert(
-        "first".into(),
-        bm_api::jobs::DependSubmit {
-            prior_job: a.id.clone(),
-            copy_outputs: true,
-            on_failed: false,
-            on_completed: true,
-        },
-    );
-    let b = fx.admin.job_submit(&b).await.unwrap();
-    let _a1 = start_agent(&fx).await;
-    assert_eq!(wait_terminal(&fx.admin, &a.id).await.state, JobState::Completed);
-    // The first worker's sandbox root is shared in this test; clear what a
-    // real worker would not have.
-    let _ = std::fs::remove_dir_all(fx.root.join("tmp"));
-    let _a2 = start_agent(&fx).await;
-    let done = wait_terminal(&fx.admin, &b.id).await;
-    assert_eq!(done.state, JobState::Completed, "{:?}", done.failure);
-    let ev = fx.admin.job_events(&b.id, 0, None).await.unwrap().events;
-    assert!(ev.iter().any(|e| e.stream == "stdout" && e.payload == "payload"), "{ev:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repository_is_cloned_at_the_commit_under_test() {
     let fx = fixture().await;
     let repo = fx.root.parent().unwrap().join("origin");
     std::fs::create_dir_all(&repo).unwrap();
     let git = |args: &[&str]| {
-        let o = Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
+        let o = std::process::Command::new("git").arg("-C").arg(&repo).args(args).output().unwrap();
         assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     };
@@ -476,8 +363,10 @@ async fn an_output_that_changes_while_it_is_uploaded_fails_the_job_unless_percen
     assert!(body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).all(|l| l == b"growing"), "torn lines");
 }
 
+/// Outputs and inputs are streamed (never whole in the agent's memory):
+/// a 48 MiB output arrives whole under `/input` in the dependant job.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_output_is_streamed_up_and_down_and_arrives_whole() {
+async fn a_dependant_receives_its_dependencys_outputs_under_input() {
     let fx = fixture().await;
     // 48 MiB: twelve of the node's 4 MiB pieces, 48 of the agent's reads.
     let a = fx
@@ -488,16 +377,7 @@ async fn a_large_output_is_streamed_up_and_down_and_arrives_whole() {
         ))
         .await
         .unwrap();
-    let mut b = job("sha256sum \"$PWD/../../../input/first/tmp/big.bin\" | cut -d' ' -f1", &[]);
-    b.depends.insert(
-        "first".into(),
-        bm_api::jobs::DependSubmit {
-            prior_job: a.id.clone(),
-            copy_outputs: true,
-            on_failed: false,
-            on_completed: true,
-        },
-    );
+    let b = after(job("sha256sum \"$PWD/../../../input/first/tmp/big.bin\" | cut -d' ' -f1", &[]), "first", &a.id);
     let b = fx.admin.job_submit(&b).await.unwrap();
     let _a1 = start_agent(&fx).await;
     assert_eq!(wait_terminal(&fx.admin, &a.id).await.state, JobState::Completed);
@@ -508,6 +388,8 @@ async fn a_large_output_is_streamed_up_and_down_and_arrives_whole() {
     let outs = fx.admin.job_outputs(&a.id).await.unwrap();
     assert_eq!((outs.len(), outs[0].size), (1, 50_331_648));
     assert_eq!(written, vec![outs[0].sha256.clone()], "the node's sha256 is the file's");
+    // The first worker's sandbox root is shared in this test; clear what a
+    // real worker would not have.
     let _ = std::fs::remove_dir_all(fx.root.join("tmp"));
     let _a2 = start_agent(&fx).await;
     let done = wait_terminal(&fx.admin, &b.id).await;
