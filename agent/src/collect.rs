@@ -1,11 +1,12 @@
 //! Collecting a finished job's outputs by its rules and uploading them.
 //!
-//! A file without `%` is streamed: read a piece at a time while it is
-//! sent, its size announced from the walk, and the upload abandoned if the
-//! file turns out to have changed (the node then stores nothing). A `%`
-//! file may change size while it is read, so it is read whole first and
-//! sent as what was read. A lost node or leader change is ridden out by
-//! sending the file again (a retry reads it again); the node stores an
+//! Every file is streamed: read a piece at a time while it is sent, its
+//! length announced first (see [`crate::outputs::stream`]), and the upload
+//! abandoned if a file without `%` turns out to have changed (the node
+//! then stores nothing). A `%` file that got shorter than it was when
+//! opened cannot be sent at the length announced; it alone is read whole
+//! and sent as what was read. A lost node or leader change is ridden out
+//! by sending the file again (a retry reads it again); the node stores an
 //! output once per path and epoch.
 
 use std::time::Duration;
@@ -74,8 +75,7 @@ enum Attempt {
     Call(ClientError),
 }
 
-/// Uploads one planned file the way the collector does (streamed unless
-/// `%`), trying again while the cluster is unreachable or busy. `Ok(Err)`
+/// Uploads one planned file the way the collector does (streamed), trying again while the cluster is unreachable or busy. `Ok(Err)`
 /// is a file that failed its checks; `Err` is a refusal (a limit, a stale
 /// epoch) or a local failure. Public for the data-plane bench.
 pub async fn upload_file(
@@ -86,10 +86,9 @@ pub async fn upload_file(
 ) -> anyhow::Result<Result<ReadOutcome, UploadError>> {
     let mut delay = Duration::from_millis(100);
     loop {
-        let attempt = if f.allow_change {
-            buffered(client, job, epoch, f).await?
-        } else {
-            streamed(client, job, epoch, f).await?
+        let attempt = match streamed(client, job, epoch, f).await? {
+            Attempt::Bad(UploadError::Shrank { .. }) => buffered(client, job, epoch, f).await?,
+            other => other,
         };
         match attempt {
             Attempt::Done(o) => return Ok(Ok(o)),
@@ -112,7 +111,7 @@ async fn streamed(client: &Client, job: &str, epoch: u64, f: &PlannedFile) -> an
         Ok(Opened::Skipped(reason)) => return Ok(Attempt::Done(ReadOutcome::Skipped { reason })),
         Err(e) => return Ok(Attempt::Bad(e)),
     };
-    let s = stream(reader, f.size);
+    let s = stream(reader);
     let sent = client.agent_output_stream(job, epoch, &f.path, s.size, s.body).await;
     let read = s.outcome.lock().expect("not poisoned").take();
     Ok(match (read, sent) {
@@ -125,7 +124,8 @@ async fn streamed(client: &Client, job: &str, epoch: u64, f: &PlannedFile) -> an
     })
 }
 
-/// Reads the file whole, then sends what was read (`%` files).
+/// Reads the file whole, then sends what was read (a `%` file that shrank
+/// while it was streamed).
 async fn buffered(client: &Client, job: &str, epoch: u64, f: &PlannedFile) -> anyhow::Result<Attempt> {
     let file = f.clone();
     let read = tokio::task::spawn_blocking(move || {

@@ -2,11 +2,14 @@
 //! upload sends, so an output of any size costs the agent a few pieces of
 //! memory instead of the whole file.
 //!
-//! The stream ends cleanly only after the file passed its end checks
-//! ([`FileReader::finish`]); otherwise its last item is an error, which
-//! makes the upload abandon (the node then stores nothing). What the read
-//! found is left in [`Streamed::outcome`] for the caller, which tells a
-//! file that changed (fail the job) from a connection lost (retry).
+//! The upload announces its length first: the size the walk saw, or for a
+//! `%` file (which may change) its size when opened, which is then sent
+//! even if the file grows on. The stream ends cleanly only after the file
+//! passed its end checks ([`FileReader::finish`]); otherwise its last item
+//! is an error, which makes the upload abandon (the node then stores
+//! nothing). What the read found is left in [`Streamed::outcome`] for the
+//! caller, which tells a file that changed (fail the job) or a `%` file
+//! that shrank (read it whole instead) from a connection lost (retry).
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -31,8 +34,13 @@ pub struct Streamed {
     pub outcome: Outcome,
 }
 
-/// Streams `reader`, which must yield exactly `size` bytes and hold still.
-pub fn stream(reader: Box<FileReader>, size: u64) -> Streamed {
+/// Streams `reader`: [`FileReader::upload_size`] bytes, after which a file
+/// without `%` must have held still. A `%` file is sent as it was when
+/// opened (a log still growing is cut there); one that got shorter ends
+/// the stream with [`UploadError::Shrank`].
+pub fn stream(mut reader: Box<FileReader>) -> Streamed {
+    let size = reader.upload_size();
+    reader.limit_to(size);
     let outcome: Outcome = Arc::default();
     let start = Step { reader: Some(reader), sent: 0, size, outcome: outcome.clone() };
     let body = futures::stream::unfold(start, |mut step| async move {
@@ -72,16 +80,13 @@ impl Step {
         match piece {
             Ok(Some(piece)) => {
                 self.sent += piece.len() as u64;
-                if self.sent > self.size {
-                    // Grown since the walk; the node must not take the extra bytes.
-                    return self.fail(UploadError::Changed { path });
-                }
                 self.reader = Some(reader);
                 Ok(Some(piece))
             }
             Ok(None) => {
-                let (size, sent) = (self.size, self.sent);
+                let (size, sent, percent) = (self.size, self.sent, reader.allows_change());
                 let checked = match tokio::task::spawn_blocking(move || reader.finish()).await {
+                    Ok(Ok(ReadOutcome::Read { .. })) if sent != size && percent => Err(UploadError::Shrank { path }),
                     Ok(Ok(ReadOutcome::Read { .. })) if sent != size => Err(UploadError::Changed { path }),
                     Ok(r) => r,
                     Err(e) => Err(UploadError::Io { path, source: io::Error::other(e) }),
@@ -116,14 +121,18 @@ mod tests {
     use std::io::Write;
 
     fn planned(root: &std::path::Path, contents: &[u8]) -> crate::outputs::PlannedFile {
+        planned_with(root, "/tmp/*.bin", contents)
+    }
+
+    fn planned_with(root: &std::path::Path, rule: &str, contents: &[u8]) -> crate::outputs::PlannedFile {
         fs::create_dir_all(root.join("tmp")).unwrap();
         fs::write(root.join("tmp/x.bin"), contents).unwrap();
-        plan(&[OutputRule::parse("/tmp/*.bin").unwrap()], root).unwrap().files.remove(0)
+        plan(&[OutputRule::parse(rule).unwrap()], root).unwrap().files.remove(0)
     }
 
     fn open(f: &crate::outputs::PlannedFile) -> Streamed {
         match FileReader::open(f).unwrap() {
-            Opened::Reader(r) => stream(r, f.size),
+            Opened::Reader(r) => stream(r),
             Opened::Skipped(why) => panic!("{why}"),
         }
     }
@@ -173,5 +182,32 @@ mod tests {
         assert!(last.is_err());
         assert!(s.body.next().await.is_none());
         assert!(matches!(s.outcome.lock().unwrap().take(), Some(Err(UploadError::Changed { .. }))));
+    }
+
+    #[tokio::test]
+    async fn a_percent_file_still_growing_is_sent_as_it_was_when_opened() {
+        let t = tempfile::tempdir().unwrap();
+        let data = vec![3u8; READ_CHUNK + 10];
+        let f = planned_with(t.path(), "%/tmp/*.bin", b"short at the walk");
+        fs::write(&f.host_path, &data).unwrap();
+        let mut s = open(&f);
+        assert_eq!(s.size, data.len() as u64, "the size at open, not at the walk");
+        let first = s.body.next().await.unwrap().unwrap();
+        OpenOptions::new().append(true).open(&f.host_path).unwrap().write_all(b"more log").unwrap();
+        let rest: Vec<Bytes> = s.body.map(Result::unwrap).collect().await;
+        assert_eq!([vec![first], rest].concat().concat(), data, "cut where it was when opened");
+        let out = s.outcome.lock().unwrap().take().unwrap().unwrap();
+        assert!(matches!(out, ReadOutcome::Read { changed: true, .. }), "{out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_percent_file_that_shrinks_cannot_be_streamed() {
+        let t = tempfile::tempdir().unwrap();
+        let f = planned_with(t.path(), "%/tmp/*.bin", &vec![5u8; READ_CHUNK * 2]);
+        let mut s = open(&f);
+        s.body.next().await.unwrap().unwrap();
+        OpenOptions::new().write(true).open(&f.host_path).unwrap().set_len(10).unwrap();
+        assert!(s.body.next().await.unwrap().is_err());
+        assert!(matches!(s.outcome.lock().unwrap().take(), Some(Err(UploadError::Shrank { .. }))));
     }
 }

@@ -36,6 +36,13 @@ pub enum UploadError {
         /// The worker path.
         path: String,
     },
+    /// A `%` file got shorter than it was when its upload started, so the
+    /// length announced cannot be sent; the caller reads it whole instead.
+    #[error("{path} got shorter while it was uploaded")]
+    Shrank {
+        /// The worker path.
+        path: String,
+    },
     /// The file was removed before or during its upload and no `%` rule
     /// allows that.
     #[error("{path} was removed before or while it was uploaded; use the % prefix to allow that")]
@@ -117,6 +124,8 @@ pub struct FileReader {
     changed: bool,
     hasher: Sha256,
     bytes: u64,
+    /// Reads stop here (an upload announces its length first).
+    limit: u64,
 }
 
 impl FileReader {
@@ -153,6 +162,7 @@ impl FileReader {
             changed,
             hasher: Sha256::new(),
             bytes: 0,
+            limit: u64::MAX,
         })))
     }
 
@@ -161,10 +171,36 @@ impl FileReader {
         &self.file.path
     }
 
+    /// Whether a `%` rule lets the file change while it is read.
+    pub fn allows_change(&self) -> bool {
+        self.file.allow_change
+    }
+
+    /// The length an upload of this file announces: the size the walk saw,
+    /// or for a `%` file, which may change, its size when it was opened.
+    pub fn upload_size(&self) -> u64 {
+        if self.file.allow_change {
+            self.opened.len()
+        } else {
+            self.file.size
+        }
+    }
+
+    /// Reads no further than `limit` bytes: a `%` file still growing is
+    /// sent as it was when opened, and bytes a file without `%` gained are
+    /// never sent (its end checks fail it anyway).
+    pub fn limit_to(&mut self, limit: u64) {
+        self.limit = limit;
+    }
+
     /// The next piece (at most [`READ_CHUNK`] bytes, hashed), or `None` at
-    /// the end of the file.
+    /// the end of the file or the limit.
     pub fn next_piece(&mut self) -> Result<Option<Bytes>, UploadError> {
-        let mut buf = vec![0u8; READ_CHUNK];
+        let want = (READ_CHUNK as u64).min(self.limit - self.bytes) as usize;
+        if want == 0 {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; want];
         let n = loop {
             match self.f.read(&mut buf) {
                 Ok(n) => break n,
@@ -184,7 +220,7 @@ impl FileReader {
     /// Checks the file held still since the plan (unless `%` allows a
     /// change) and gives the digest of what was read.
     pub fn finish(self) -> Result<ReadOutcome, UploadError> {
-        let FileReader { file, f, opened, mut changed, hasher, bytes } = self;
+        let FileReader { file, f, opened, mut changed, hasher, bytes, .. } = self;
         let path = &file.path;
         let io_err = |source| UploadError::Io { path: path.clone(), source };
         let after = f.metadata().map_err(io_err)?;
