@@ -16,6 +16,7 @@ use bm_api::agent_link::AgentClient as Client;
 use bm_api::output_rule::OutputRule;
 use bm_api::ClientError;
 use chrono::Utc;
+use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use crate::outputs::rules::RuleSet;
@@ -23,6 +24,11 @@ use crate::outputs::stream::stream;
 use crate::outputs::upload::{read_for_upload, FileReader, Opened, ReadOutcome, UploadError};
 use crate::outputs::{plan_with, CollectOptions, PlannedFile};
 use crate::run::Layout;
+
+/// Output files sent at once. Each holds a few pieces of memory at most
+/// (see [`crate::outputs::stream`]); the node counts those under way
+/// against the job's output limit.
+pub const UPLOADS_AT_ONCE: usize = 4;
 
 /// Uploads every file the rules select; returns a failure reason when a
 /// file failed its checks or a must-match rule matched nothing.
@@ -50,8 +56,14 @@ pub async fn upload_outputs(
         say(format!("outputs: {w}")).await;
     }
     let mut uploaded = Vec::new();
-    for f in &plan.files {
-        match upload_file(client, job, epoch, f).await? {
+    // A few files at once: a small file's upload is mostly waiting (two
+    // nodes' fsyncs, a Raft commit), so one at a time leaves the link idle.
+    // Results come back in plan order; an error stops the rest.
+    let mut results = futures::stream::iter(&plan.files)
+        .map(|f| async move { (f, upload_file(client, job, epoch, f).await) })
+        .buffered(UPLOADS_AT_ONCE);
+    while let Some((f, result)) = results.next().await {
+        match result? {
             Ok(ReadOutcome::Read { bytes, changed, .. }) => {
                 let note = if changed { " (it changed during the upload; allowed by %)" } else { "" };
                 say(format!("uploaded {} ({bytes} bytes){note}", f.path)).await;

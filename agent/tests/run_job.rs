@@ -245,10 +245,11 @@ async fn limits_cut_a_long_log_and_refuse_a_big_or_extra_output_with_a_clear_cau
     assert_eq!(done.state, JobState::Failed);
     let why = done.failure.unwrap();
     assert!(why.contains("/tmp/big.bin") && why.contains("limit of 100 bytes"), "{why}");
-    // More files than a job may keep.
+    // More files than a job may keep, sent several at once: the node
+    // counts those on the way, so no more than the limit is stored.
     let many = fx
         .admin
-        .job_submit(&job(&format!("{TMP}; echo a > $T/a.txt; echo b > $T/b.txt"), &["/tmp/*.txt"]))
+        .job_submit(&job(&format!("{TMP}; for f in a b c d e f; do echo $f > $T/$f.txt; done"), &["/tmp/*.txt"]))
         .await
         .unwrap();
     let _agent3 = start_agent(&fx).await;
@@ -256,6 +257,7 @@ async fn limits_cut_a_long_log_and_refuse_a_big_or_extra_output_with_a_clear_cau
     assert_eq!(done.state, JobState::Failed);
     let why = done.failure.unwrap();
     assert!(why.contains("the most a job may keep"), "{why}");
+    assert_eq!(fx.admin.job_outputs(&many.id).await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

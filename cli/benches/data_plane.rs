@@ -65,6 +65,7 @@ use bm_api::jobs::{DependSubmit, JobSubmit};
 use bm_api::targets::TargetCreate;
 use bm_api::Client;
 use bm_node::config::RaftTuning;
+use futures::StreamExt as _;
 use support::{env_num, loadavg, machine, ms, pct, Nodes};
 
 /// The target every bench job is for; the bench is its only factory.
@@ -469,13 +470,20 @@ struct Transfer {
     size: usize,
     /// Each file's latency (call to acknowledgement or last byte), sorted.
     lat: Vec<Duration>,
+    /// For files sent several at once, the time from the first start to
+    /// the last acknowledgement.
+    wall: Option<Duration>,
 }
 
 /// The figure a transfer row reports.
 impl Transfer {
-    /// MB/s of the files back to back: bytes over the summed latency.
+    /// MB/s: bytes over the summed latency (files back to back) or over
+    /// the wall time (files sent several at once).
     fn mbs(&self) -> f64 {
-        let secs: f64 = self.lat.iter().map(|d| d.as_secs_f64()).sum();
+        let secs: f64 = match self.wall {
+            Some(w) => w.as_secs_f64(),
+            None => self.lat.iter().map(|d| d.as_secs_f64()).sum(),
+        };
         (self.size * self.lat.len()) as f64 / MB / secs
     }
 }
@@ -515,8 +523,21 @@ async fn uploads(b: &mut Bench, via: Via, data: &[u8], mib_per_size: usize) -> a
             lat.push(put(format!("/out/{mib}MiB-{i}"), bytes).await?);
         }
         lat.sort();
-        rows.push(Transfer { label: format!("{mib} MiB"), size: mib * MIB, lat });
+        rows.push(Transfer { label: format!("{mib} MiB"), size: mib * MIB, lat, wall: None });
     }
+    // Small files as the agent's collector sends them: several at once.
+    let count = (mib_per_size / SIZES_MIB[0]).max(MIN_UPLOADS);
+    let at_once = bm_agent::collect::UPLOADS_AT_ONCE;
+    let t = Instant::now();
+    let mut lat: Vec<Duration> = futures::stream::iter(0..count)
+        .map(|i| put(format!("/out/1MiB-at-once-{i}"), unique(MIB)))
+        .buffer_unordered(at_once)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<_>>()?;
+    lat.sort();
+    rows.push(Transfer { label: format!("1 MiB, {at_once} at once"), size: MIB, lat, wall: Some(t.elapsed()) });
     // Let the background copies to the last node finish first.
     tokio::time::sleep(Duration::from_secs(2)).await;
     for mib in SIZES_MIB.into_iter().filter(|m| *m >= 16) {
@@ -525,7 +546,7 @@ async fn uploads(b: &mut Bench, via: Via, data: &[u8], mib_per_size: usize) -> a
             lat.push(put(format!("/out/{mib}MiB-again-{i}"), last[&mib].clone()).await?);
         }
         lat.sort();
-        rows.push(Transfer { label: format!("{mib} MiB again"), size: mib * MIB, lat });
+        rows.push(Transfer { label: format!("{mib} MiB again"), size: mib * MIB, lat, wall: None });
     }
     // The agent's own path: a file on disk (written just before, so in the
     // page cache, as a job's fresh artefact is), read a piece at a time
@@ -550,7 +571,7 @@ async fn uploads(b: &mut Bench, via: Via, data: &[u8], mib_per_size: usize) -> a
             std::fs::remove_file(&file.host_path)?;
         }
         lat.sort();
-        rows.push(Transfer { label: format!("{mib} MiB file"), size: mib * MIB, lat });
+        rows.push(Transfer { label: format!("{mib} MiB file"), size: mib * MIB, lat, wall: None });
     }
     agent.finish().await?;
     Ok((rows, agent.job.clone()))
@@ -584,7 +605,7 @@ async fn downloads(b: &mut Bench, via: Via, prior: &str) -> anyhow::Result<Vec<T
     let rows = |m: BTreeMap<u64, Vec<Duration>>, what: &'static str| {
         m.into_iter().map(move |(size, mut lat)| {
             lat.sort();
-            Transfer { label: format!("{} MiB{what}", size as usize / MIB), size: size as usize, lat }
+            Transfer { label: format!("{} MiB{what}", size as usize / MIB), size: size as usize, lat, wall: None }
         })
     };
     Ok(rows(by_size, "").chain(rows(into_file, " file")).collect())
@@ -1136,7 +1157,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!("=== summary against the issue's targets (3 nodes; 1 node for comparison) ===");
-    let plain = |r: &&Transfer| !r.label.contains("again") && !r.label.contains("file");
+    let plain = |r: &&Transfer| !["again", "file", "at once"].iter().any(|w| r.label.contains(w));
     let fresh = |rows: &[Transfer]| rows.iter().filter(plain).map(Transfer::mbs).collect::<Vec<_>>();
     let join = |v: Vec<f64>| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" / ");
     let with = |rows: &[Transfer], what: &str| {
@@ -1152,6 +1173,12 @@ async fn main() -> anyhow::Result<()> {
         verdict(best >= GOAL_UPLOAD_MBS)
     );
     println!("upload, one agent, HTTP, MB/s:                  {}", join(fresh(&three.http)));
+    println!(
+        "1 MiB files {} at once (as the agent sends them), QUIC / HTTP: {} / {} MB/s",
+        bm_agent::collect::UPLOADS_AT_ONCE,
+        with(&three.quic, "at once"),
+        with(&three.http, "at once")
+    );
     println!(
         "same 16 / 64 MiB files again (no disk writes), QUIC / HTTP: {} / {} MB/s",
         again(&three.quic),

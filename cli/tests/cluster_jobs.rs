@@ -230,7 +230,10 @@ async fn a_backup_of_the_node_that_keeps_every_log_chunk_and_output_restores_the
         }
         let all_here = outs.iter().all(|o| holds(keeper, &o.sha256));
         if let Some(st) = &st {
-            if st.log_chunks_missing == 0 && st.blobs_missing == 0 && st.log_chunks > most && all_here {
+            // At least as many chunks as any other node (`>` failed in CI
+            // when one other node happened to be a home of every chunk);
+            // the restore below proves the keeper had them all.
+            if st.log_chunks_missing == 0 && st.blobs_missing == 0 && st.log_chunks >= most && all_here {
                 break;
             }
         }

@@ -15,6 +15,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod server;
 pub mod sm;
+pub mod uploads;
 
 pub use config::NodeConfig;
 pub use node::Node;

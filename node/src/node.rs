@@ -43,6 +43,8 @@ struct Inner {
     ca_pem: Option<String>,
     /// Agents connected over QUIC right now.
     agents: std::sync::atomic::AtomicUsize,
+    /// Output uploads under way here.
+    uploads: Arc<crate::uploads::InFlight>,
 }
 
 impl Node {
@@ -134,6 +136,7 @@ impl Node {
                 log,
                 ca_pem,
                 agents: Default::default(),
+                uploads: Default::default(),
             }),
         };
         let _ = this.set(node.clone());
@@ -148,6 +151,11 @@ impl Node {
     /// How many agents are connected to this node over QUIC.
     pub fn agents_connected(&self) -> usize {
         self.inner.agents.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Output uploads under way on this node, for the per-job limit.
+    pub fn uploads(&self) -> &Arc<crate::uploads::InFlight> {
+        &self.inner.uploads
     }
 
     /// Counts an agent connection for as long as the returned guard lives.

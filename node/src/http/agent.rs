@@ -282,18 +282,32 @@ pub async fn output<B: bytes::Buf>(
 }
 
 /// Refuses an output before its bytes are taken: a stale epoch, too many
-/// outputs, or `size` over the per-file limit (shared with the agent link).
-/// Answers the calling worker, for [`output_store`].
-pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<String, ApiError> {
+/// outputs (those committed and those still coming in on this node), or
+/// `size` over the per-file limit (shared with the agent link). Answers
+/// the calling worker and the upload's place among those under way, both
+/// for [`output_store`].
+pub fn output_check(
+    ctx: &Ctx,
+    job: &str,
+    q: &OutputQuery,
+    size: u64,
+) -> Result<(String, crate::uploads::Upload), ApiError> {
     let me = worker(ctx)?;
     let outputs = ctx.node.read(|s| check_fence(s, job, &me, q.epoch).map(|_| s.jobs[job].outputs.len()))?;
     let limits = &ctx.node.config().limits;
-    if outputs >= limits.max_outputs {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            format!("cannot store output {}: job {job} already has {outputs} outputs, the most a job may keep", q.path),
-        ));
-    }
+    let upload = ctx.node.uploads().begin(job, |coming| {
+        if outputs + coming >= limits.max_outputs {
+            let more = if coming > 0 { format!(" (and {coming} more on the way)") } else { String::new() };
+            return Err(ApiError::new(
+                ErrorCode::BadRequest,
+                format!(
+                    "cannot store output {}: job {job} already has {outputs} outputs{more}, the most a job may keep",
+                    q.path
+                ),
+            ));
+        }
+        Ok(())
+    })?;
     if size > limits.max_output_bytes {
         return Err(ApiError::new(
             ErrorCode::BadRequest,
@@ -303,15 +317,15 @@ pub fn output_check(ctx: &Ctx, job: &str, q: &OutputQuery, size: u64) -> Result<
             ),
         ));
     }
-    Ok(me)
+    Ok((me, upload))
 }
 
-/// Stores the `size` bytes of an output [`output_check`] passed for worker
-/// `me` on a quorum as they arrive in `pieces`, then commits its reference
+/// Stores the `size` bytes of an output [`output_check`] passed (for the
+/// worker and upload it answered) on a quorum as they arrive in `pieces`, then commits its reference
 /// (shared with the agent link).
 pub async fn output_store(
     ctx: &Ctx,
-    me: String,
+    (me, _upload): (String, crate::uploads::Upload),
     job: String,
     q: OutputQuery,
     size: u64,
