@@ -87,9 +87,10 @@ enum Attempt {
     Call(ClientError),
 }
 
-/// Uploads one planned file the way the collector does (streamed), trying again while the cluster is unreachable or busy. `Ok(Err)`
-/// is a file that failed its checks; `Err` is a refusal (a limit, a stale
-/// epoch) or a local failure. Public for the data-plane bench.
+/// Uploads one planned file the way the collector does (streamed), trying
+/// again while the cluster is unreachable or busy. `Ok(Err)` is a file
+/// that failed its checks; `Err` is a refusal (a limit, a stale epoch) or
+/// a local failure. Public for the data-plane bench.
 pub async fn upload_file(
     client: &Client,
     job: &str,
