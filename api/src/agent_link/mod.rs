@@ -180,8 +180,8 @@ impl AgentClient {
                     sink.write_all(&piece).await.map_err(|e| ClientError::Local { message: e.to_string() })?;
                     got += piece.len() as u64;
                 }
-                if size.is_some_and(|n| n != got) {
-                    let message = format!("input ended after {got} of {} bytes", size.unwrap_or_default());
+                if let Some(n) = size.filter(|n| *n != got) {
+                    let message = format!("input ended after {got} of {n} bytes");
                     return Err(ClientError::Transport { urls: url, message });
                 }
                 sink.flush().await.map_err(|e| ClientError::Local { message: e.to_string() })?;

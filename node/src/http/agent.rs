@@ -321,8 +321,8 @@ pub fn output_check(
 }
 
 /// Stores the `size` bytes of an output [`output_check`] passed (for the
-/// worker and upload it answered) on a quorum as they arrive in `pieces`, then commits its reference
-/// (shared with the agent link).
+/// worker and upload it answered) on a quorum as they arrive in `pieces`,
+/// then commits its reference (shared with the agent link).
 pub async fn output_store(
     ctx: &Ctx,
     (me, _upload): (String, crate::uploads::Upload),

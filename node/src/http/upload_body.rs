@@ -11,7 +11,7 @@
 //! an error and stores nothing.
 
 use bm_api::{ApiError, ErrorCode};
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
 use crate::blobs::CHUNK;
@@ -77,18 +77,13 @@ where
                 return Some(Ok(self.buf.split_to(CHUNK).freeze()));
             }
             match self.body.next().await {
-                Some(Ok(mut frame)) => {
+                Some(Ok(frame)) => {
                     let n = frame.remaining() as u64;
                     if self.got + n > self.size {
                         return Some(Err(self.bad(format!("more than announced after {} bytes", self.got))));
                     }
                     self.got += n;
-                    while frame.has_remaining() {
-                        let c = frame.chunk();
-                        self.buf.extend_from_slice(c);
-                        let len = c.len();
-                        frame.advance(len);
-                    }
+                    self.buf.put(frame);
                 }
                 Some(Err(e)) => return Some(Err(self.bad(format!("{} bytes came before: {e}", self.got)))),
                 None if self.got < self.size => {
