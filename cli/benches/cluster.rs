@@ -5,7 +5,8 @@
 //! `cargo bench -p bm --bench cluster` (`BM_BENCH_SECS`, time measured per
 //! point after a 2 s warm-up, default 10; `BM_BENCH_TRIALS`, failover
 //! trials per Raft tuning, default 10; `BM_BENCH_KEEP=1` keeps the cluster
-//! folders and node logs).
+//! folders and node logs; `BM_BENCH_ONLY=leader256`, a route and a client
+//! count, runs only that throughput point and no failover, for a profiler).
 //!
 //! Three `bm node` processes (the release binary built with this bench) on
 //! loopback, QUIC between them without any relay, fsync on every node.
@@ -266,8 +267,12 @@ async fn throughput(secs: u64) -> anyhow::Result<()> {
     let leader_only = (vec![b.url(leader)], 0);
     let spread =
         (ids.iter().map(|id| b.url(*id)).collect::<Vec<_>>(), ids.iter().position(|id| *id == leader).unwrap());
+    let only = std::env::var("BM_BENCH_ONLY").ok();
     for (route, (routes, at)) in [("leader", &leader_only), ("spread", &spread)] {
         for clients in [1usize, 16, 256] {
+            if only.as_ref().is_some_and(|o| *o != format!("{route}{clients}")) {
+                continue;
+            }
             let (term, snaps) = (b.term().await?, b.snapshots().await);
             let p = load(&b, routes, *at, clients, Duration::from_secs(secs), &format!("{route}{clients}")).await;
             let commit_ms = |q| p.commit.quantile_ms(q).unwrap_or(f64::NAN);
@@ -514,6 +519,9 @@ async fn main() -> anyhow::Result<()> {
     println!("machine: {}", machine());
 
     throughput(secs).await?;
+    if std::env::var_os("BM_BENCH_ONLY").is_some() {
+        return Ok(());
+    }
 
     let mut rows = Vec::new();
     for (name, tuning) in [("default", RaftTuning::default()), ("test", RaftTuning::frequent_snapshots())] {

@@ -111,7 +111,8 @@ impl Nodes {
         let child = Command::new(env!("CARGO_BIN_EXE_bm"))
             .args(["node", "--config"])
             .arg(self.path.join(format!("c/node-{id}/node.toml")))
-            .env("RUST_LOG", "info,openraft=warn,warn")
+            // `BM_NODE_LOG` overrides the nodes' log filter (for a debug look).
+            .env("RUST_LOG", std::env::var("BM_NODE_LOG").unwrap_or_else(|_| "info,openraft=warn,warn".into()))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
