@@ -18,6 +18,10 @@ use crate::config::NodeConfig;
 use crate::proposer::{Proposer, WritePause};
 use crate::sm::{Command, Replicated, Reply, State};
 
+/// Items per hold of the state's lock in [`Node::read_paged`]: about a
+/// millisecond of copying.
+pub const READ_PAGE: usize = 1024;
+
 /// Shared handle on a node's parts; cheap to clone into handlers and tasks.
 #[derive(Clone)]
 pub struct Node {
@@ -242,6 +246,30 @@ impl Node {
     /// Reads the local applied state (may trail the leader by a moment).
     pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
         self.inner.sm.read(|m| f(&m.0))
+    }
+
+    /// Reads a long ordered part of the state (every job, every referenced
+    /// blob) [`READ_PAGE`] items per hold of the state's lock, so that
+    /// applying waits for one page at most, never for the whole walk.
+    /// `page(state, after, n)` gives up to `n` items after the one whose
+    /// key is `after` (from the first with `None`); `key` names an item.
+    /// Items changed during the walk may be seen before or after the
+    /// change, as with any read that precedes a commit.
+    pub fn read_paged<K, T>(
+        &self,
+        key: impl Fn(&T) -> K,
+        page: impl Fn(&State, Option<&K>, usize) -> Vec<T>,
+    ) -> Vec<T> {
+        let (mut all, mut after) = (Vec::new(), None);
+        loop {
+            let got = self.read(|s| page(s, after.as_ref(), READ_PAGE));
+            let more = got.len() == READ_PAGE;
+            after = got.last().map(&key);
+            all.extend(got);
+            if !more {
+                return all;
+            }
+        }
     }
 
     /// Waits until this node has applied everything committed before the

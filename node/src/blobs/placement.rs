@@ -16,7 +16,7 @@
 //! The same bytes may back several outputs (content addressing); a node
 //! keeps a blob when it is a home of any of them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use sha2::{Digest, Sha256};
 
@@ -52,23 +52,9 @@ pub fn draw_id(me: u64, voters: &[u64]) -> String {
     id
 }
 
-/// Every referenced blob, with the homes of the outputs that refer to it.
-pub fn referenced(s: &State, voters: &[u64]) -> BTreeMap<String, BTreeSet<u64>> {
-    let mut all: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    for o in s.jobs.values().flat_map(|j| j.outputs.iter()) {
-        all.entry(o.sha256.clone()).or_default().extend(homes(&o.id, voters));
-    }
-    all
-}
-
 /// The homes of the blob `sha`: those of every output that refers to it.
 pub fn homes_of_blob(s: &State, sha: &str, voters: &[u64]) -> BTreeSet<u64> {
-    s.jobs
-        .values()
-        .flat_map(|j| j.outputs.iter())
-        .filter(|o| o.sha256 == sha)
-        .flat_map(|o| homes(&o.id, voters))
-        .collect()
+    s.refs.outputs_of(sha).flat_map(|id| homes(id, voters)).collect()
 }
 
 #[cfg(test)]

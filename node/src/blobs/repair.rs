@@ -50,8 +50,18 @@ pub async fn pass(node: &Node) -> usize {
 pub fn missing_blobs(node: &Node) -> Vec<(String, BTreeSet<u64>)> {
     let voters = crate::cluster::quorum::voters(node);
     let all = node.config().keep_all_bytes || node.peer().is_none();
-    let blobs = node.read(|s| super::placement::referenced(s, &voters));
-    blobs.into_iter().filter(|(sha, homes)| (all || homes.contains(&node.id())) && !node.blobs().has_now(sha)).collect()
+    let blobs = node.read_paged(
+        |(sha, _): &(String, Vec<String>)| sha.clone(),
+        |s, after, n| s.refs.blobs_after(after.map(|a| a.as_str()), n),
+    );
+    blobs
+        .into_iter()
+        .map(|(sha, ids)| {
+            let homes: BTreeSet<u64> = ids.iter().flat_map(|id| super::placement::homes(id, &voters)).collect();
+            (sha, homes)
+        })
+        .filter(|(sha, homes)| (all || homes.contains(&node.id())) && !node.blobs().has_now(sha))
+        .collect()
 }
 
 /// The referenced log chunks this node is a home of (or all of them, with
@@ -59,9 +69,8 @@ pub fn missing_blobs(node: &Node) -> Vec<(String, BTreeSet<u64>)> {
 pub fn missing_chunks(node: &Node) -> Vec<[u8; 32]> {
     let voters = crate::cluster::quorum::voters(node);
     let all = node.config().keep_all_bytes;
-    let chunks = node.read(crate::retention::referenced_chunks);
     let store = &node.chunks().store;
-    chunks
+    crate::retention::referenced_chunks(node)
         .into_iter()
         .filter(|sha| !store.has(sha) && (all || crate::cluster::placement::is_home(sha, &voters, node.id())))
         .collect()

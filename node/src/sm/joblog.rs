@@ -93,13 +93,15 @@ impl JobLog {
         self.len() == 0
     }
 
-    fn push_block(&mut self, block: Block) {
+    /// Appends `block` unless it is empty; says whether it did.
+    fn push_block(&mut self, block: Block) -> bool {
         if block.len() == 0 {
-            return;
+            return false;
         }
         let end = self.len() + block.len();
         self.blocks.push(block);
         self.ends.push(end);
+        true
     }
 
     fn start(&self, b: usize) -> u64 {
@@ -136,9 +138,10 @@ impl JobLog {
         }
     }
 
-    /// Appends events `from..to` of the log chunk `sha`.
-    pub fn append_chunk(&mut self, sha: [u8; 32], from: u64, to: u64) {
-        self.push_block(Block::Chunk { sha, from, to });
+    /// Appends events `from..to` of the log chunk `sha`; says whether the
+    /// log now refers to the chunk (not when the range is empty).
+    pub fn append_chunk(&mut self, sha: [u8; 32], from: u64, to: u64) -> bool {
+        self.push_block(Block::Chunk { sha, from, to })
     }
 
     /// The blocks holding events `from..to` (clamped), to be read once the

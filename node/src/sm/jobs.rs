@@ -374,9 +374,10 @@ impl State {
         rec.job.retry_on_worker_loss -= 1;
         rec.job.worker = None;
         // The lost attempt's outputs are not the job's: the next attempt uploads its own.
-        rec.outputs.clear();
+        let dropped = std::mem::take(&mut rec.outputs);
         let left = rec.job.retry_on_worker_loss;
         rec.set_state(JobState::Queued, time, format!("worker lost: {reason}; queued again ({left} retries left)"));
+        self.refs.remove_outputs(&dropped);
         self.reindex_job(job);
     }
 
@@ -503,8 +504,12 @@ impl State {
     ) -> Outcome {
         let kept = self.take_events(job, fence, first, &chunk.lens, max_log_bytes)?;
         let rec = self.job_mut(job).expect("fenced");
-        rec.events.append_chunk(chunk.sha, kept.skip, kept.keep);
-        Ok(rec.note_truncation(max_log_bytes, kept.truncates.then_some(chunk.time)))
+        let referred = rec.events.append_chunk(chunk.sha, kept.skip, kept.keep);
+        let reply = rec.note_truncation(max_log_bytes, kept.truncates.then_some(chunk.time));
+        if referred {
+            self.refs.add_chunk(chunk.sha);
+        }
+        Ok(reply)
     }
 
     /// Which events of an agent batch (with these payload lengths) the
@@ -556,15 +561,15 @@ impl State {
         if !output.path.starts_with('/') || output.path.contains('\0') || output.path.split('/').any(|c| c == "..") {
             return reject(ErrorCode::BadRequest, format!("invalid output path {:?}", output.path));
         }
-        let rec = self.job_mut(job).expect("fenced");
-        if let Some(o) = rec.outputs.iter().find(|o| o.path == output.path) {
+        if let Some(o) = self.jobs[job].outputs.iter().find(|o| o.path == output.path) {
             if o.sha256 == output.sha256 && o.size == output.size {
                 // The same upload again (its first outcome was unknown).
                 return Ok(Reply::Done);
             }
             return reject(ErrorCode::Conflict, format!("output {:?} was already uploaded", output.path));
         }
-        rec.outputs.push(output);
+        self.refs.add_output(&output);
+        self.job_mut(job).expect("fenced").outputs.push(output);
         Ok(Reply::Done)
     }
 
@@ -587,10 +592,13 @@ impl State {
             return Ok(Reply::Done);
         }
         rec.purged = Some(time);
-        rec.outputs.clear();
+        let outputs = std::mem::take(&mut rec.outputs);
+        let chunks: Vec<[u8; 32]> = rec.events.chunks().copied().collect();
         rec.events.clear();
         rec.push_event("control", time, "log and outputs purged (retention)");
         rec.job.times.insert("purged".into(), time);
+        self.refs.remove_outputs(&outputs);
+        self.refs.remove_chunks(chunks);
         Ok(Reply::Done)
     }
 

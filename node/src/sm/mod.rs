@@ -11,6 +11,7 @@ pub mod joblog;
 mod jobs;
 mod names;
 pub mod publish;
+pub mod refs;
 mod targets;
 #[cfg(test)]
 mod tests;
@@ -84,6 +85,10 @@ pub struct State {
     pub submit_keys: BTreeMap<String, BTreeMap<String, String>>,
     /// Log index of the last command applied.
     pub applied: u64,
+    /// The blobs and log chunks the jobs refer to: derived from `jobs`,
+    /// kept by apply, rebuilt on restore, not in a snapshot.
+    #[serde(skip)]
+    pub refs: refs::Refs,
 }
 
 impl State {
@@ -169,8 +174,9 @@ impl Machine for Replicated {
     }
 
     fn restore(bytes: &[u8]) -> Result<Self, MachineError> {
-        codec::decode_limited("state snapshot", bytes, usize::MAX)
-            .map(Replicated)
-            .map_err(|e| MachineError(e.to_string()))
+        let mut state: State =
+            codec::decode_limited("state snapshot", bytes, usize::MAX).map_err(|e| MachineError(e.to_string()))?;
+        state.refs = refs::Refs::of_jobs(state.jobs.values().map(|j| &**j));
+        Ok(Replicated(state))
     }
 }

@@ -24,6 +24,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use super::command::ChunkRef;
+use super::refs::Refs;
 use super::{Command, EventIn, EventLog, Fence, Outcome, Principal, Rejection, Replicated, Reply, State, Time};
 
 // ---------------------------------------------------------------------------
@@ -672,7 +673,9 @@ fn a_job_that_asks_is_queued_again_when_its_worker_is_lost_and_the_lost_worker_i
     let old = running(&mut s, "J1", "W1");
     ok(&mut s, events_cmd("J1", old.clone(), &["first attempt"]));
     ok(&mut s, output_cmd("J1", old.clone(), "/work/half.txt"));
+    assert_eq!(s.refs.blobs_after(None, 10).len(), 1);
     ok(&mut s, Command::WorkerLost { worker: "W1".into(), reason: "no heartbeat for 60 s".into(), time: t(20) });
+    assert!(s.refs.blobs_after(None, 10).is_empty(), "the dropped outputs' blobs are no longer referenced");
     let rec = &s.jobs["J1"];
     assert_eq!(rec.job.state, JobState::Queued);
     assert_eq!((rec.job.worker.clone(), rec.job.retry_on_worker_loss), (None, 0));
@@ -1297,10 +1300,10 @@ fn a_log_chunk_is_numbered_deduplicated_and_held_to_the_limit_like_an_inline_bat
     let truncated = all.iter().filter(|p| p.starts_with("log truncated")).count();
     assert_eq!(&all[all.len() - 4..all.len() - 1], ["1234", "56", "789"], "{all:?}");
     assert_eq!(truncated, 1, "{all:?}");
-    assert_eq!(crate::retention::referenced_chunks(&s), BTreeSet::from([c1, c2]));
+    assert_eq!(s.refs.chunks_after(None, usize::MAX), [c1, c2]);
     ok(&mut s, finish_cmd("J1", f, None));
     ok(&mut s, Command::PurgeJob { job: "J1".into(), time: t(60) });
-    assert!(crate::retention::referenced_chunks(&s).is_empty());
+    assert!(s.refs.chunks_after(None, usize::MAX).is_empty());
 }
 
 #[test]
@@ -1319,7 +1322,7 @@ fn a_purged_job_keeps_its_record_but_not_its_log_or_outputs() {
     assert_eq!(rec.events.len(), 1);
     assert_eq!(rec.job.state, JobState::Completed);
     assert_eq!(rec.purged, Some(t(60)));
-    assert!(crate::retention::referenced(&s).is_empty());
+    assert!(s.refs.blobs_after(None, usize::MAX).is_empty());
     assert_refused(&mut s, Command::PurgeJob { job: "J9".into(), time: t(60) }, ErrorCode::NotFound);
 }
 
@@ -1872,6 +1875,10 @@ enum Op {
     Timeout {
         job: Pick,
     },
+    /// Live: a finished job.
+    Purge {
+        job: Pick,
+    },
     /// Live: a worker not destroyed.
     Retire {
         w: Pick,
@@ -1967,6 +1974,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (job_pick(), prop::option::of(fence_kind()), 0..2usize, any::<bool>())
             .prop_map(|(job, fence, key, secret)| Op::Store { job, fence, key, secret }),
         1 => job_pick().prop_map(|job| Op::Timeout { job }),
+        1 => job_pick().prop_map(|job| Op::Purge { job }),
         1 => (worker_pick(), any::<bool>()).prop_map(|(w, lost)| Op::Retire { w, lost }),
         2 => (factory_pick(), worker_pick()).prop_map(|(factory, w)| Op::Destroyed { factory, w }),
         1 => (factory_pick(), worker_pick()).prop_map(|(factory, w)| Op::Report { factory, w }),
@@ -2219,6 +2227,10 @@ fn concretise(op: &Op, m: &Model, step: i64) -> Command {
             }
         }
         Op::Timeout { job } => Command::JobTimeout { job: agent_job(job), time },
+        Op::Purge { job } => {
+            let finished = [JobState::Completed, JobState::Failed, JobState::Cancelled];
+            Command::PurgeJob { job: pick_job(m, job, &finished), time }
+        }
         Op::Retire { w, lost } => {
             let worker = pick_worker(m, w, &ALIVE);
             if lost {
@@ -2300,6 +2312,8 @@ fn check_invariants(prev: &State, s: &State, cmd: &Command) {
     let live: BTreeSet<&String> =
         s.workers.iter().filter(|(_, w)| w.worker.state != WorkerState::Destroyed).map(|(id, _)| id).collect();
     assert_eq!(live, s.live_workers.iter().collect(), "live worker index after {cmd:?}");
+    // The reference index is what the jobs refer to.
+    assert_eq!(s.refs, Refs::of_jobs(s.jobs.values().map(|j| &**j)), "reference index after {cmd:?}");
     for (id, rec) in &s.jobs {
         let j = &rec.job;
         // At most one live worker holds a live job (a job runs on one worker).
@@ -2324,7 +2338,11 @@ fn check_invariants(prev: &State, s: &State, cmd: &Command) {
         }
         if let Some(before) = prev.jobs.get(id) {
             assert!(j.epoch >= before.job.epoch, "job {id} epoch went back after {cmd:?}");
-            if before.job.state.is_terminal() {
+            if before.job.state.is_terminal() && matches!(cmd, Command::PurgeJob { job, .. } if job == id) {
+                // Purging keeps the record and drops the log and outputs.
+                assert_eq!(j.state, before.job.state, "purged job {id} state after {cmd:?}");
+                assert!(rec.outputs.is_empty() && rec.purged.is_some(), "purged job {id} after {cmd:?}");
+            } else if before.job.state.is_terminal() {
                 assert!(rec == before, "finished job {id} changed after {cmd:?}");
             }
         }
@@ -2507,6 +2525,7 @@ fn the_random_histories_reach_every_job_state_and_accept_every_kind_of_step() {
         "JobOutput",
         "JobFinish",
         "JobTimeout",
+        "PurgeJob",
         "SetFactoryEnabled",
     ] {
         assert!(accepted.contains(kind), "no {kind} was ever accepted: {accepted:?}");
