@@ -1,6 +1,7 @@
 //! Jobs: submit, list, show, cancel, the job store and outputs.
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use bm_api::jobs::{Job, JobListQuery, JobOutput, JobSubmit, StorePut, StoreValue};
 use bm_api::{ApiError, ErrorCode};
@@ -9,6 +10,7 @@ use warp::reply::Response;
 
 use super::users::unexpected;
 use super::{reply, Ctx};
+use crate::node::READ_PAGE;
 use crate::sm::{Command, JobRecord, Reply, State};
 
 /// Most jobs one list returns when no limit is given.
@@ -78,21 +80,37 @@ pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Job>, ApiError> {
         None => None,
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    Ok(ctx.node.read(|s| {
-        let owner = q.owner.as_ref().map(|o| s.user(o).map(|u| u.user.id.clone()).unwrap_or_else(|| o.clone()));
-        s.jobs
-            .values()
-            .rev()
-            .map(|r| &r.job)
-            .filter(|j| s.can_see_job(&me, j))
-            .filter(|j| q.state.is_none_or(|st| j.state == st))
-            .filter(|j| owner.as_ref().is_none_or(|o| &j.owner == o))
-            .filter(|j| q.target.as_ref().is_none_or(|t| &j.target == t || &j.target_real == t))
-            .filter(|j| tag.as_ref().is_none_or(|(k, v)| j.tags.get(k) == Some(v)))
-            .take(limit)
-            .cloned()
-            .collect()
-    }))
+    let owner = q.owner.as_ref().map(|o| ctx.node.read(|s| s.user(o).map(|u| u.user.id.clone())).unwrap_or(o.clone()));
+    let wanted = |s: &State, j: &Job| {
+        s.can_see_job(&me, j)
+            && q.state.is_none_or(|st| j.state == st)
+            && owner.as_ref().is_none_or(|o| &j.owner == o)
+            && q.target.as_ref().is_none_or(|t| &j.target == t || &j.target_real == t)
+            && tag.as_ref().is_none_or(|(k, v)| j.tags.get(k) == Some(v))
+    };
+    // Newest first, a page of jobs per hold of the state's lock: a filter
+    // that few jobs pass must not stop applying while it looks at all.
+    let (mut found, mut before) = (Vec::new(), None::<String>);
+    while found.len() < limit {
+        let (page, last) = ctx.node.read(|s| {
+            let upto = before.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut last = None;
+            let mut page = Vec::new();
+            for (id, r) in s.jobs.range::<str, _>((Bound::Unbounded, upto)).rev().take(READ_PAGE) {
+                last = Some(id.clone());
+                if wanted(s, &r.job) && found.len() + page.len() < limit {
+                    page.push(r.job.clone());
+                }
+            }
+            (page, last)
+        });
+        found.extend(page);
+        match last {
+            Some(id) => before = Some(id),
+            None => break,
+        }
+    }
+    Ok(found)
 }
 
 /// The id of the user making the call, as [`visible`] takes it. Found
