@@ -6,7 +6,8 @@
 //! point after a 2 s warm-up, default 10; `BM_BENCH_TRIALS`, failover
 //! trials per Raft tuning, default 10; `BM_BENCH_KEEP=1` keeps the cluster
 //! folders and node logs; `BM_BENCH_ONLY=leader256`, a route and a client
-//! count, runs only that throughput point and no failover, for a profiler).
+//! count, runs only that throughput point and no failover, for a profiler;
+//! `BM_BENCH_HEARTBEAT_MS` overrides the Raft heartbeat).
 //!
 //! Three `bm node` processes (the release binary built with this bench) on
 //! loopback, QUIC between them without any relay, fsync on every node.
@@ -239,7 +240,7 @@ async fn submit(conn: &mut Option<LoadConn>, url: &str, token: &str, job: &JobSu
 }
 
 async fn throughput(secs: u64) -> anyhow::Result<()> {
-    let b = Bench::start(RaftTuning::default()).await?;
+    let b = Bench::start(tuned(RaftTuning::default())).await?;
     let leader = b.wait_leader(Duration::from_secs(30)).await?;
     println!();
     println!(
@@ -505,6 +506,15 @@ fn spread_ms(sorted: &[Duration]) -> String {
     }
 }
 
+/// `tuning` with the heartbeat `BM_BENCH_HEARTBEAT_MS` names, if any (to
+/// compare heartbeats on one build).
+fn tuned(mut tuning: RaftTuning) -> RaftTuning {
+    if let Some(ms) = std::env::var("BM_BENCH_HEARTBEAT_MS").ok().and_then(|v| v.parse().ok()) {
+        tuning.heartbeat_ms = ms;
+    }
+    tuning
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
@@ -525,6 +535,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut rows = Vec::new();
     for (name, tuning) in [("default", RaftTuning::default()), ("test", RaftTuning::frequent_snapshots())] {
+        let tuning = tuned(tuning);
         let r = failover(name, tuning.clone(), trials).await?;
         rows.push((name, tuning, r));
     }

@@ -15,6 +15,7 @@
 use std::time::Duration;
 
 use bm_raft::{codec, PeerEndpoint};
+use futures::stream::{FuturesUnordered, StreamExt};
 use openraft::{LogId, ServerState};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -42,11 +43,16 @@ pub fn grant(node: &Node, ep: &PeerEndpoint, req: &PreVote) -> bool {
     leaderless && req.last_log >= node.last_log_id()
 }
 
+/// The longest pause between two looks at the leader's silence, in
+/// milliseconds: with a longer heartbeat, a dead leader is still noticed
+/// this soon after its lease runs out.
+const TICK_MAX_MS: u64 = 50;
+
 /// Runs for as long as the node runs.
 pub async fn run(node: Node, ep: PeerEndpoint) {
     let t = node.config().raft.clone();
     let lease = Duration::from_millis(t.election_timeout_max_ms);
-    let tick = Duration::from_millis(t.heartbeat_ms.max(10));
+    let tick = Duration::from_millis(t.heartbeat_ms.clamp(10, TICK_MAX_MS));
     let raft = node.raft().clone();
     raft.runtime_config().elect(false);
     let min = Duration::from_millis(t.election_timeout_min_ms);
@@ -72,17 +78,31 @@ pub async fn run(node: Node, ep: PeerEndpoint) {
             continue;
         }
         let req = PreVote { candidate: node.id(), last_log: node.last_log_id() };
-        let asks = voters.iter().filter(|v| **v != node.id()).filter_map(|v| membership.get_node(v)).map(|n| {
-            let (ep, req, addr) = (ep.clone(), req.clone(), n.peer_addr.clone());
-            async move {
-                let call = PeerCall::PreVote(req);
-                match forward::call(&ep, &addr, &call, tick * 2).await {
-                    Ok(Called::Ok(b)) => codec::decode::<bool>("pre-vote answer", &b).unwrap_or(false),
-                    _ => false,
+        let mut asks: FuturesUnordered<_> = voters
+            .iter()
+            .filter(|v| **v != node.id())
+            .filter_map(|v| membership.get_node(v))
+            .map(|n| {
+                let (ep, req, addr) = (ep.clone(), req.clone(), n.peer_addr.clone());
+                async move {
+                    let call = PeerCall::PreVote(req);
+                    match forward::call(&ep, &addr, &call, tick * 2).await {
+                        Ok(Called::Ok(b)) => codec::decode::<bool>("pre-vote answer", &b).unwrap_or(false),
+                        _ => false,
+                    }
                 }
+            })
+            .collect();
+        // Counted as they come: a majority does not wait for the dead
+        // leader's call to time out.
+        let mut granted = 1;
+        while granted * 2 <= voters.len() {
+            match asks.next().await {
+                Some(true) => granted += 1,
+                Some(false) => {}
+                None => break,
             }
-        });
-        let granted = 1 + futures::future::join_all(asks).await.into_iter().filter(|g| *g).count();
+        }
         let majority = granted * 2 > voters.len();
         raft.runtime_config().elect(majority);
         let rested = last_stand.is_none_or(|t| t.elapsed() > lease);
