@@ -3,7 +3,7 @@
 //! blob files and log chunks nothing refers to any more (after a grace
 //! period, since bytes are stored before their reference is committed).
 
-use std::collections::BTreeSet;
+use std::collections::{btree_map, BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::time::Duration;
 
@@ -22,10 +22,7 @@ pub fn due(node: &Node, now: chrono::DateTime<Utc>, after: Duration) -> Vec<Stri
     };
     let jobs = node.read_paged(
         |(id, _): &(String, bool)| id.clone(),
-        |s, from, n| {
-            let from = from.map_or(Bound::Unbounded, |id| Bound::Excluded(id.as_str()));
-            s.jobs.range::<str, _>((from, Bound::Unbounded)).take(n).map(|(id, r)| (id.clone(), is_due(r))).collect()
-        },
+        |s, from, n| entries_after(&s.jobs, from).take(n).map(|(id, r)| (id.clone(), is_due(r))).collect(),
     );
     jobs.into_iter().filter(|(_, due)| *due).map(|(id, _)| id).collect()
 }
@@ -39,16 +36,15 @@ pub fn referenced(node: &Node) -> BTreeSet<String> {
     );
     let published = node.read_paged(
         |(key, _): &(String, String)| key.clone(),
-        |s, from, n| {
-            let from = from.map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_str()));
-            s.published
-                .range::<str, _>((from, Bound::Unbounded))
-                .take(n)
-                .map(|(k, p)| (k.clone(), p.sha256.clone()))
-                .collect()
-        },
+        |s, from, n| entries_after(&s.published, from).take(n).map(|(k, p)| (k.clone(), p.sha256.clone())).collect(),
     );
     outputs.into_iter().chain(published.into_iter().map(|(_, sha)| sha)).collect()
+}
+
+/// The entries of `map` after the key `from` (all with `None`): where a
+/// page of [`Node::read_paged`] starts.
+fn entries_after<'a, V>(map: &'a BTreeMap<String, V>, from: Option<&String>) -> btree_map::Range<'a, String, V> {
+    map.range::<str, _>((from.map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_str())), Bound::Unbounded))
 }
 
 /// Every log chunk a job's log refers to, read a page at a time.
