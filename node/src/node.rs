@@ -59,7 +59,7 @@ impl Node {
     /// does, with the same list), and does not wait for an election.
     pub async fn open(config: NodeConfig, api_url: String) -> anyhow::Result<Self> {
         let admin = auth::load_or_create_admin_token(&config.admin_token_file)?;
-        let storage = Storage::<Replicated>::open(&config.data_dir.join("raft"))?;
+        let storage = Storage::<Replicated>::open(&config.data_dir.join("raft"), Some(config.id))?;
         let sm = storage.sm.clone();
         let log = storage.log.clone();
         let t = &config.raft;
@@ -98,7 +98,8 @@ impl Node {
                 ca_pem = Some(tls.ca_pem().to_string());
                 let ep = PeerEndpoint::bind(p.listen, &tls, Default::default())
                     .map_err(|e| anyhow::anyhow!("cannot open the peer endpoint on {}: {e:#}", p.listen))?;
-                let raft = Raft::new(config.id, raft_config, ep.network(), storage.log, storage.sm).await?;
+                let net = ep.network(storage.durable());
+                let raft = Raft::new(config.id, raft_config, net, storage.log, storage.sm).await?;
                 ep.serve(raft.clone(), crate::cluster::handler::app_handler(this.clone()));
                 ep.serve_agents(crate::agent_link::handler(this.clone()));
                 if !raft.is_initialized().await? && !p.initial_members.is_empty() {

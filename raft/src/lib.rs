@@ -15,6 +15,7 @@
 pub use bm_api::byte_block as bytes;
 /// The binary codec (moved to `bm_api`, where the agent link needs it too).
 pub use bm_api::codec;
+mod durable;
 mod error;
 mod log_store;
 mod machine;
@@ -26,6 +27,7 @@ mod storage;
 pub mod tls;
 mod types;
 
+pub use durable::{Durable, NotDurable};
 pub use error::FatalStorage;
 pub use log_store::LogStore;
 pub use machine::{Machine, MachineError};

@@ -11,6 +11,13 @@
 //! once, and only then tells openraft they are durable: a group commit, so
 //! many clients share each fsync. Truncate and purge go through the same
 //! thread, in order, and their callers wait for them.
+//!
+//! Entries this node appends as the leader of the current term are
+//! reported flushed at once, before the fsync, so that openraft replicates
+//! them while they are written here (see [`crate::Durable`], which keeps
+//! them from being applied or told committed before they are on disk).
+//! Entries appended as a follower are reported only once synced: a
+//! follower's answer counts toward the majority.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -34,10 +41,15 @@ const LAST_PURGED: &[u8] = b"last_purged";
 
 type Done = mpsc::Sender<Result<(), String>>;
 
+/// Whom to tell once an append is synced: openraft, unless it was told
+/// already (a leader's own entries).
+type Report = Option<LogFlushed<TypeConfig>>;
+
 /// Work for the flusher thread, done in the order it was sent.
 enum Op {
-    /// Write these entries, fsync, then report.
-    Append(Vec<Entry<TypeConfig>>, LogFlushed<TypeConfig>),
+    /// Write these entries, fsync, then report (when openraft still waits
+    /// for the report: not for a leader's own entries).
+    Append(Vec<Entry<TypeConfig>>, Report),
     /// Remove entries from this index on, fsync.
     Truncate(u64, Done),
     /// Remove entries up to and including this index.
@@ -57,16 +69,39 @@ pub struct LogStore {
     /// The committed id last saved, as openraft reads it back.
     committed: Arc<Mutex<Option<LogId<NodeId>>>>,
     flusher: mpsc::Sender<Op>,
+    /// This node's id, when its own entries may be reported flushed early.
+    me: Option<NodeId>,
+    /// The vote last saved: whether this node leads the current term.
+    vote: Arc<Mutex<Option<Vote<NodeId>>>>,
+    /// How far the log is on disk.
+    durable: crate::Durable,
 }
 
 impl LogStore {
     /// Opens (or creates) the log keyspaces in `db` and starts the flusher.
-    pub fn open(db: &Database) -> Result<Self, fjall::Error> {
+    /// With `me`, the node's id, entries this node appends as leader are
+    /// reported flushed before their fsync (the leader's parallel flush);
+    /// without, every append is reported once synced.
+    pub fn open(db: &Database, me: Option<NodeId>) -> Result<Self, fjall::Error> {
         let logs = db.keyspace("raft_log", KeyspaceCreateOptions::default)?;
         let meta = db.keyspace("raft_meta", KeyspaceCreateOptions::default)?;
         let pending = Arc::new(Mutex::new(BTreeMap::new()));
         let (tx, rx) = mpsc::channel::<Op>();
-        let flusher = Flusher { db: db.clone(), logs: logs.clone(), meta: meta.clone(), pending: pending.clone() };
+        let on_disk = match logs.last_key_value() {
+            Some(guard) => {
+                let (_, v) = guard.into_inner()?;
+                codec::decode::<Entry<TypeConfig>>("raft log entry", &v).ok().map(|e| *e.get_log_id())
+            }
+            None => None,
+        };
+        let durable = crate::Durable::new(on_disk);
+        let flusher = Flusher {
+            db: db.clone(),
+            logs: logs.clone(),
+            meta: meta.clone(),
+            pending: pending.clone(),
+            durable: durable.clone(),
+        };
         std::thread::Builder::new()
             .name("bm-raft-flush".into())
             .spawn(move || {
@@ -74,10 +109,41 @@ impl LogStore {
                 flusher.run(rx)
             })
             .expect("spawn log flusher thread");
-        let mut this = Self { db: db.clone(), logs, meta, pending, committed: Default::default(), flusher: tx };
+        let mut this = Self {
+            db: db.clone(),
+            logs,
+            meta,
+            pending,
+            committed: Default::default(),
+            flusher: tx,
+            me,
+            vote: Default::default(),
+            durable,
+        };
         let committed = this.read_meta::<Option<LogId<NodeId>>>(COMMITTED).ok().flatten().flatten();
         this.committed = Arc::new(Mutex::new(committed));
+        this.vote = Arc::new(Mutex::new(this.read_meta::<Vote<NodeId>>(VOTE).ok().flatten()));
         Ok(this)
+    }
+
+    /// How far this log is on disk; the state machine and the peer network
+    /// share it (see [`crate::Durable`]).
+    pub fn durable(&self) -> crate::Durable {
+        self.durable.clone()
+    }
+
+    /// Whether `entries` are this node's own, made as the leader of the
+    /// term it has a committed vote for: only then may their flush be
+    /// reported before the fsync. A follower's vote names another node,
+    /// and openraft saves a new vote before it appends what a new leader
+    /// sends, so entries from a follower's own earlier term do not pass.
+    fn leads(&self, entries: &[Entry<TypeConfig>]) -> bool {
+        let Some(me) = self.me else { return false };
+        let vote = *self.vote.lock().expect("vote lock");
+        let Some(vote) = vote.filter(|v| v.is_committed() && v.leader_id().voted_for() == Some(me)) else {
+            return false;
+        };
+        !entries.is_empty() && entries.iter().all(|e| e.get_log_id().leader_id == *vote.leader_id())
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError<NodeId>> {
@@ -134,6 +200,7 @@ struct Flusher {
     logs: Keyspace,
     meta: Keyspace,
     pending: Arc<Mutex<BTreeMap<u64, Entry<TypeConfig>>>>,
+    durable: crate::Durable,
 }
 
 impl Flusher {
@@ -154,13 +221,12 @@ impl Flusher {
                 }
                 Op::Append(entries, cb) => {
                     let mut group = vec![(entries, cb)];
+                    let mut committed = None;
                     // Take every append already queued; stop at anything else.
                     while let Ok(more) = rx.try_recv() {
                         match more {
                             Op::Append(e, c) => group.push((e, c)),
-                            Op::Committed(c) => {
-                                let _ = self.meta.insert(COMMITTED, c);
-                            }
+                            Op::Committed(c) => committed = Some(c),
                             other => {
                                 next = Some(other);
                                 break;
@@ -168,12 +234,30 @@ impl Flusher {
                         }
                     }
                     let res = self.write_group(&group);
+                    // The committed id goes into the journal after the
+                    // entries it names, never before them.
+                    if let Some(c) = committed {
+                        let _ = self.meta.insert(COMMITTED, c);
+                    }
+                    match &res {
+                        Ok(last) => self.durable.set(*last),
+                        Err(e) => self.durable.fail(e.clone()),
+                    }
                     for (_, cb) in group {
-                        cb.log_io_completed(res.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.clone())));
+                        if let Some(cb) = cb {
+                            let res = res.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.clone()));
+                            cb.log_io_completed(res);
+                        }
                     }
                 }
                 Op::Truncate(from, done) => {
-                    let _ = done.send(self.remove((Bound::Included(from), Bound::Unbounded), true));
+                    let res = self.remove((Bound::Included(from), Bound::Unbounded), true);
+                    // What is left on disk ends before `from` now.
+                    match self.last_on_disk() {
+                        Ok(last) => self.durable.set(last),
+                        Err(e) => self.durable.fail(e.clone()),
+                    }
+                    let _ = done.send(res);
                 }
                 Op::Purge(upto, done) => {
                     let _ = done.send(self.remove((Bound::Unbounded, Bound::Included(upto)), false));
@@ -182,15 +266,27 @@ impl Flusher {
         }
     }
 
-    fn write_group(&self, group: &[(Vec<Entry<TypeConfig>>, LogFlushed<TypeConfig>)]) -> Result<(), String> {
+    /// The id of the last entry written to the keyspace.
+    fn last_on_disk(&self) -> Result<Option<LogId<NodeId>>, String> {
+        let Some(guard) = self.logs.last_key_value() else { return Ok(None) };
+        let (_, v) = guard.into_inner().map_err(|e| e.to_string())?;
+        let e: Entry<TypeConfig> = codec::decode("raft log entry", &v).map_err(|e| e.to_string())?;
+        Ok(Some(*e.get_log_id()))
+    }
+
+    /// Writes and syncs a group of appends; gives the id of the last entry
+    /// written.
+    fn write_group(&self, group: &[(Vec<Entry<TypeConfig>>, Report)]) -> Result<Option<LogId<NodeId>>, String> {
         let started = std::time::Instant::now();
         let mut bytes_written = 0;
         let mut batch = self.db.batch();
         let mut indexes = Vec::new();
+        let mut last = None;
         for (entries, _) in group {
             for e in entries {
                 let bytes = codec::encode("raft log entry", e).map_err(|e| e.to_string())?;
                 let i = e.get_log_id().index;
+                last = Some(*e.get_log_id());
                 bytes_written += bytes.len();
                 batch.insert(&self.logs, key(i), bytes);
                 indexes.push(i);
@@ -212,7 +308,7 @@ impl Flusher {
         for i in indexes {
             pending.remove(&i);
         }
-        Ok(())
+        Ok(last)
     }
 
     fn remove(&self, range: (Bound<u64>, Bound<u64>), sync: bool) -> Result<(), String> {
@@ -321,7 +417,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
-        self.write_meta(VOTE, vote, true)
+        self.write_meta(VOTE, vote, true)?;
+        *self.vote.lock().expect("vote lock") = Some(*vote);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
@@ -354,8 +452,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 pending.insert(e.get_log_id().index, e.clone());
             }
         }
+        let callback = if self.leads(&entries) {
+            // Readers see pending entries, so replication may start now.
+            callback.log_io_completed(Ok(()));
+            None
+        } else {
+            Some(callback)
+        };
         if let Err(mpsc::SendError(Op::Append(_, cb))) = self.flusher.send(Op::Append(entries, callback)) {
-            cb.log_io_completed(Err(std::io::Error::other("log flusher stopped")));
+            match cb {
+                Some(cb) => cb.log_io_completed(Err(std::io::Error::other("log flusher stopped"))),
+                None => self.durable.fail("log flusher stopped".into()),
+            }
         }
         Ok(())
     }
@@ -389,7 +497,7 @@ mod tests {
     async fn one_append_carries_entries_up_to_the_byte_budget_and_at_least_one() {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::builder(dir.path()).open().unwrap();
-        let mut store = LogStore::open(&db).unwrap();
+        let mut store = LogStore::open(&db, None).unwrap();
         let big = APPEND_BUDGET / 2 + 1;
         for i in 1..=3 {
             store.logs.insert(key(i), codec::encode("entry", &entry(i, big)).unwrap()).unwrap();

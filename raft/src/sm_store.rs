@@ -69,6 +69,9 @@ pub struct SmStore<M: Machine> {
     db: Database,
     snaps: Keyspace,
     applied: Arc<watch::Sender<u64>>,
+    /// This node's id and its log's durable mark: entries it proposed as
+    /// leader are applied only once its own disk holds them.
+    own: Option<(NodeId, crate::Durable)>,
 }
 
 impl<M: Machine> Clone for SmStore<M> {
@@ -78,6 +81,7 @@ impl<M: Machine> Clone for SmStore<M> {
             db: self.db.clone(),
             snaps: self.snaps.clone(),
             applied: self.applied.clone(),
+            own: self.own.clone(),
         }
     }
 }
@@ -105,7 +109,16 @@ impl<M: Machine> SmStore<M> {
             db: db.clone(),
             snaps,
             applied: Arc::new(watch::channel(idx).0),
+            own: None,
         })
+    }
+
+    /// Applies the entries node `me` proposed only once `durable` has
+    /// passed them: the other half of the leader's parallel flush (see
+    /// [`crate::Durable`]).
+    pub fn wait_for_own_entries(mut self, me: NodeId, durable: crate::Durable) -> Self {
+        self.own = Some((me, durable));
+        self
     }
 
     /// Runs `f` on the current state (a local, possibly stale, read).
@@ -223,6 +236,13 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
         I: IntoIterator<Item = openraft::Entry<TypeConfig>> + openraft::OptionalSend,
         I::IntoIter: openraft::OptionalSend,
     {
+        let entries: Vec<_> = entries.into_iter().collect();
+        if let Some((me, durable)) = &self.own {
+            let own = entries.iter().rev().find(|e| e.log_id.leader_id.node_id == *me);
+            if let Some(e) = own {
+                durable.wait_for(e.log_id.index).await.fatal(ErrorSubject::Apply(e.log_id), ErrorVerb::Write)?;
+            }
+        }
         let mut out = Vec::new();
         let mut last = None;
         {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bm_api::quic::{anonymous_client_config, Route};
 use bm_raft::peer::{AppHandler, FrameLimits, PeerEndpoint, PeerError};
 use bm_raft::tls::{ClusterCa, PeerTls, ALPN_PEER, PEER_SERVER_NAME};
-use bm_raft::{codec, Machine, MachineError, NodeInfo, Payload, Raft, SmStore, Storage};
+use bm_raft::{codec, Durable, Machine, MachineError, NodeInfo, Payload, Raft, SmStore, Storage};
 use futures::FutureExt;
 use openraft::{Config, ServerState, SnapshotPolicy};
 use serde::{Deserialize, Serialize};
@@ -119,6 +119,7 @@ struct TestNode {
     id: u64,
     raft: Raft,
     sm: SmStore<Numbers>,
+    durable: Durable,
     endpoint: PeerEndpoint,
     _dir: tempfile::TempDir,
 }
@@ -126,12 +127,14 @@ struct TestNode {
 impl TestNode {
     async fn start(id: u64, ca: &ClusterCa, config: &Arc<Config>, app: AppHandler) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::<Numbers>::open(dir.path()).unwrap();
+        let storage = Storage::<Numbers>::open(dir.path(), Some(id)).unwrap();
         let sm = storage.sm.clone();
         let endpoint = PeerEndpoint::bind(localhost(), &tls_for(ca, id), FrameLimits::default()).unwrap();
-        let raft = Raft::new(id, config.clone(), endpoint.network(), storage.log, storage.sm).await.unwrap();
+        let durable = storage.durable();
+        let net = endpoint.network(durable.clone());
+        let raft = Raft::new(id, config.clone(), net, storage.log, storage.sm).await.unwrap();
         endpoint.serve(raft.clone(), app);
-        Self { id, raft, sm, endpoint, _dir: dir }
+        Self { id, raft, sm, durable, endpoint, _dir: dir }
     }
 
     fn info(&self) -> NodeInfo {
@@ -236,6 +239,98 @@ async fn three_nodes_replicate_and_elect_a_new_leader_when_the_leader_stops() {
     for n in &survivors {
         n.stop().await;
     }
+}
+
+/// The leader writes its own log while it replicates it (see
+/// `bm_raft::Durable`): still, no write is acknowledged before the
+/// leader's disk holds it, and no follower applies an entry before then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_acknowledged_or_applied_before_the_leaders_disk_holds_it() {
+    logs();
+    let ca = ClusterCa::generate("durable").unwrap();
+    let config = raft_config(|_| {});
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(TestNode::start(id, &ca, &config, echo()).await);
+    }
+    let members: BTreeMap<u64, NodeInfo> = nodes.iter().map(|n| (n.id, n.info())).collect();
+    nodes[0].raft.initialize(members).await.unwrap();
+    let refs: Vec<&TestNode> = nodes.iter().collect();
+    let leader = refs[leader_of(&refs, None).await];
+    let followers: Vec<SmStore<Numbers>> = nodes.iter().filter(|n| n.id != leader.id).map(|n| n.sm.clone()).collect();
+
+    // Many writers at once, so that batches are in flight while the
+    // leader's flusher syncs the ones before.
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..32u64 {
+        let (raft, durable, followers) = (leader.raft.clone(), leader.durable.clone(), followers.clone());
+        writers.spawn(async move {
+            let mut seen = Vec::new();
+            for i in 0..25u64 {
+                let at = raft.client_write(Payload((w * 100 + i).to_le_bytes().to_vec())).await.unwrap().log_id.index;
+                let on_disk = durable.upto().map_or(0, |l| l.index);
+                if on_disk < at {
+                    seen.push(format!("entry {at} acknowledged with the leader's disk at {on_disk}"));
+                }
+                for f in &followers {
+                    // Applied first, mark second: the mark only grows.
+                    let applied = f.last_applied();
+                    let on_disk = durable.upto().map_or(0, |l| l.index);
+                    if applied > on_disk {
+                        seen.push(format!("a follower applied {applied} with the leader's disk at {on_disk}"));
+                    }
+                }
+            }
+            seen
+        });
+    }
+    let mut wrong = Vec::new();
+    while let Some(seen) = writers.join_next().await {
+        wrong.extend(seen.unwrap());
+    }
+    assert!(wrong.is_empty(), "{} of 800 writes broke the rule, first: {:?}", wrong.len(), wrong.first());
+    let last = leader.raft.metrics().borrow().last_applied.expect("applied").index;
+    for n in &nodes {
+        // A follower hears the last commit index with the next heartbeat.
+        n.applied(last).await;
+        assert_eq!(n.sm.read(|m| m.values.len()), 800, "node {}", n.id);
+    }
+    for n in &nodes {
+        n.stop().await;
+    }
+}
+
+/// A node alone commits on its own disk: the same rule, where openraft
+/// counts the early report as the whole majority.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_acknowledges_a_write_only_once_its_disk_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::<Numbers>::open(dir.path(), Some(1)).unwrap();
+    let durable = storage.durable();
+    let raft = Raft::new(1, raft_config(|_| {}), bm_raft::NoNetwork, storage.log, storage.sm).await.unwrap();
+    let me = NodeInfo { peer_addr: String::new(), api_addr: "http://alone".into() };
+    raft.initialize(BTreeMap::from([(1, me)])).await.unwrap();
+    raft.wait(Some(WAIT)).state(ServerState::Leader, "lead").await.unwrap();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..32u64 {
+        let (raft, durable) = (raft.clone(), durable.clone());
+        writers.spawn(async move {
+            let mut early = 0;
+            for i in 0..25u64 {
+                let at = raft.client_write(Payload((w * 100 + i).to_le_bytes().to_vec())).await.unwrap().log_id.index;
+                if durable.upto().map_or(0, |l| l.index) < at {
+                    early += 1;
+                }
+            }
+            early
+        });
+    }
+    let mut early = 0;
+    while let Some(n) = writers.join_next().await {
+        early += n.unwrap();
+    }
+    assert_eq!(early, 0, "writes acknowledged before their fsync");
+    raft.shutdown().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,9 +582,10 @@ async fn frame_limits_hold_on_both_sides() {
     let ca = ClusterCa::generate("limits").unwrap();
     let small = FrameLimits { max_frame: 1024 };
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::<Numbers>::open(dir.path()).unwrap();
+    let storage = Storage::<Numbers>::open(dir.path(), Some(1)).unwrap();
     let server = PeerEndpoint::bind(localhost(), &tls_for(&ca, 1), small).unwrap();
-    let raft = Raft::new(1, raft_config(|_| {}), server.network(), storage.log, storage.sm).await.unwrap();
+    let net = server.network(storage.durable());
+    let raft = Raft::new(1, raft_config(|_| {}), net, storage.log, storage.sm).await.unwrap();
     server.serve(raft.clone(), echo());
     let addr = server.local_addr().to_string();
 
@@ -546,8 +642,9 @@ async fn a_restarted_peer_is_reached_on_a_fresh_connection() {
         }
     };
     let dir = tempfile::tempdir().unwrap();
-    let storage = Storage::<Numbers>::open(dir.path()).unwrap();
-    let raft = Raft::new(1, raft_config(|_| {}), second.network(), storage.log, storage.sm).await.unwrap();
+    let storage = Storage::<Numbers>::open(dir.path(), Some(1)).unwrap();
+    let net = second.network(storage.durable());
+    let raft = Raft::new(1, raft_config(|_| {}), net, storage.log, storage.sm).await.unwrap();
     second.serve(raft.clone(), echo());
 
     // The first call may still meet the old connection; a retry must succeed.

@@ -125,9 +125,11 @@ impl PeerEndpoint {
         self.local
     }
 
-    /// Raft's network factory: RPCs to the peer_addr in each target's NodeInfo.
-    pub fn network(&self) -> QuicNetwork {
-        QuicNetwork { client: self.client.clone() }
+    /// Raft's network factory: RPCs to the peer_addr in each target's
+    /// NodeInfo. `durable` is this node's log mark ([`crate::Storage::durable`]):
+    /// the commit index sent to followers never passes it.
+    pub fn network(&self, durable: crate::Durable) -> QuicNetwork {
+        QuicNetwork { client: self.client.clone(), durable }
     }
 
     /// Starts serving incoming connections: Raft RPCs go to `raft`, application requests to `app`.

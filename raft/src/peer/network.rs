@@ -24,6 +24,9 @@ use crate::types::{NodeId, NodeInfo, TypeConfig};
 #[derive(Clone)]
 pub struct QuicNetwork {
     pub(crate) client: Arc<Client>,
+    /// This node's durable log mark: no follower is told a commit index
+    /// past it (see [`crate::Durable`]).
+    pub(crate) durable: crate::Durable,
 }
 
 /// The link to one Raft target, made by [`QuicNetwork`] for openraft.
@@ -31,13 +34,14 @@ pub struct QuicPeer {
     client: Arc<Client>,
     target: NodeId,
     addr: String,
+    durable: crate::Durable,
 }
 
 impl RaftNetworkFactory<TypeConfig> for QuicNetwork {
     type Network = QuicPeer;
 
     async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> QuicPeer {
-        QuicPeer { client: self.client.clone(), target, addr: node.peer_addr.clone() }
+        QuicPeer { client: self.client.clone(), target, addr: node.peer_addr.clone(), durable: self.durable.clone() }
     }
 }
 
@@ -87,9 +91,10 @@ impl QuicPeer {
 impl RaftNetwork<TypeConfig> for QuicPeer {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        rpc.leader_commit = self.durable.clamp(rpc.leader_commit);
         let sender = rpc.vote.leader_id().voted_for();
         let entries = rpc.entries.len() as u64;
         match self.call(Request::AppendEntries(rpc), &option).await {
