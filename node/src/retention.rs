@@ -3,11 +3,12 @@
 //! blob files and log chunks nothing refers to any more (after a grace
 //! period, since bytes are stored before their reference is committed).
 
-use std::collections::{btree_map, BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::time::Duration;
 
 use chrono::Utc;
+use imbl::OrdMap;
 
 use crate::node::Node;
 use crate::sm::{Command, JobRecord};
@@ -43,8 +44,11 @@ pub fn referenced(node: &Node) -> BTreeSet<String> {
 
 /// The entries of `map` after the key `from` (all with `None`): where a
 /// page of [`Node::read_paged`] starts.
-fn entries_after<'a, V>(map: &'a BTreeMap<String, V>, from: Option<&String>) -> btree_map::Range<'a, String, V> {
-    map.range::<str, _>((from.map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_str())), Bound::Unbounded))
+fn entries_after<'a, V: Clone>(
+    map: &'a OrdMap<String, V>,
+    from: Option<&String>,
+) -> imbl::ordmap::RangedIter<'a, String, V, imbl::shared_ptr::DefaultSharedPtr> {
+    map.range::<_, str>((from.map_or(Bound::Unbounded, |k| Bound::Excluded(k.as_str())), Bound::Unbounded))
 }
 
 /// Every log chunk a job's log refers to, read a page at a time.

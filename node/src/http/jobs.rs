@@ -96,7 +96,7 @@ pub async fn list(ctx: Ctx, raw_query: String) -> Result<Vec<Job>, ApiError> {
             let upto = before.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
             let mut last = None;
             let mut page = Vec::new();
-            for (id, r) in s.jobs.range::<str, _>((Bound::Unbounded, upto)).rev().take(READ_PAGE) {
+            for (id, r) in s.jobs.range::<_, str>((Bound::Unbounded, upto)).rev().take(READ_PAGE) {
                 last = Some(id.clone());
                 if wanted(s, &r.job) && found.len() + page.len() < limit {
                     page.push(r.job.clone());

@@ -288,7 +288,13 @@ impl State {
     pub(super) fn settle_waiting(&mut self, time: Time) {
         loop {
             let mut decided: Vec<(String, Result<(), String>)> = Vec::new();
-            self.waiting.retain(|id| self.jobs.get(id).is_some_and(|r| r.job.state == JobState::Waiting));
+            let left: Vec<String> = (self.waiting.iter())
+                .filter(|id| self.jobs.get(*id).is_none_or(|r| r.job.state != JobState::Waiting))
+                .cloned()
+                .collect();
+            for id in left {
+                self.waiting.remove(&id);
+            }
             for (id, rec) in self.waiting.iter().filter_map(|id| self.jobs.get(id).map(|r| (id, r))) {
                 // A decided dependency that forbids running fails the job at
                 // once, whatever the others are doing; else wait for all.

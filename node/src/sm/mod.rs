@@ -18,10 +18,11 @@ mod tests;
 mod users;
 mod workers;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bm_raft::{codec, Machine, MachineError};
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
 
 pub use bm_api::eventlog::{EventLog, PackError};
@@ -44,6 +45,15 @@ pub enum Principal {
 }
 
 /// The whole replicated state.
+///
+/// The collections that grow with every job (jobs, workers, their indexes,
+/// tokens, submit keys, published files) are persistent maps
+/// (`imbl::OrdMap`, `imbl::OrdSet`): a copy shares their tree nodes until
+/// either side changes one, so the copy a snapshot takes under the state's
+/// lock costs the same at 1,000 jobs as at 1,000,000 (a `BTreeMap` copy
+/// took 250-320 ms at 450,000 jobs, all of it with applying stopped).
+/// They encode exactly as `BTreeMap` and `BTreeSet` do, so snapshots are
+/// unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// Users by id.
@@ -53,36 +63,36 @@ pub struct State {
     /// Factories by id, with their token hashes.
     pub factories: BTreeMap<String, factories::FactoryRecord>,
     /// Workers by id (ULIDs, so in creation order).
-    pub workers: BTreeMap<String, WorkerRecord>,
+    pub workers: OrdMap<String, WorkerRecord>,
     /// Jobs by id (ULIDs, so in submission order). Each behind an `Arc`,
-    /// so that copying the state for a snapshot copies pointers, not every
-    /// job's log: a change to a job still shared with a snapshot being
-    /// encoded copies that one job first (`Arc::make_mut`).
-    pub jobs: BTreeMap<String, Arc<JobRecord>>,
+    /// so that unsharing a map node the snapshot's copy still holds copies
+    /// pointers, not jobs: a change to a job still shared with a snapshot
+    /// being encoded copies that one job first (`Arc::make_mut`).
+    pub jobs: OrdMap<String, Arc<JobRecord>>,
     /// Token hash to principal.
-    pub tokens: BTreeMap<String, Principal>,
+    pub tokens: OrdMap<String, Principal>,
     /// Jobs in the `waiting` state: an index, so that settling dependencies
     /// costs the number of waiting jobs, not of all jobs ever submitted.
-    pub waiting: BTreeSet<String>,
+    pub waiting: OrdSet<String>,
     /// Jobs in the `queued` state, and jobs `assigned` or `running`:
     /// indexes, so that a scheduler pass (every few milliseconds on the
     /// leader) costs the number of live jobs, not of all jobs ever
     /// submitted. Kept by [`State::reindex_job`] at every change of a
     /// job's state; ids are ULIDs, so both are in submission order.
-    pub queued: BTreeSet<String>,
+    pub queued: OrdSet<String>,
     /// See [`State::queued`].
-    pub running: BTreeSet<String>,
+    pub running: OrdSet<String>,
     /// Workers not yet destroyed: an index for the same reason (the
     /// scheduler and the heartbeat check look at these only).
-    pub live_workers: BTreeSet<String>,
+    pub live_workers: OrdSet<String>,
     /// Cluster-wide switches.
     pub control: control::ControlRecord,
     /// Published files by `OWNER/REPO/SERIES/VERSION/NAME`.
-    pub published: BTreeMap<String, bm_api::jobs::PublishedFile>,
+    pub published: OrdMap<String, bm_api::jobs::PublishedFile>,
     /// Owner to submit key to the job that key made
     /// (`JobSubmit::submit_key`): a retried submit answers that job.
     #[serde(default)]
-    pub submit_keys: BTreeMap<String, BTreeMap<String, String>>,
+    pub submit_keys: OrdMap<String, OrdMap<String, String>>,
     /// Log index of the last command applied.
     pub applied: u64,
     /// The blobs and log chunks the jobs refer to: derived from `jobs`,

@@ -7,9 +7,13 @@
 //! index they cost the references, read a page at a time.
 //!
 //! It is derived from the jobs, so it is not part of a snapshot: a
-//! restored state rebuilds it ([`Refs::of_jobs`]).
+//! restored state rebuilds it ([`Refs::of_jobs`]). Its maps are
+//! persistent (`imbl::OrdMap`) like the jobs', so the state's copy for a
+//! snapshot does not copy them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use imbl::OrdMap;
 use std::ops::Bound;
 
 use bm_api::jobs::JobOutput;
@@ -20,9 +24,9 @@ use super::JobRecord;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Refs {
     /// Blob (hex sha256) to the ids of the job outputs that hold it.
-    blobs: BTreeMap<String, BTreeSet<String>>,
+    blobs: OrdMap<String, BTreeSet<String>>,
     /// Log chunk to how many blocks of job logs refer to it.
-    chunks: BTreeMap<[u8; 32], u32>,
+    chunks: OrdMap<[u8; 32], u32>,
 }
 
 impl Refs {
@@ -80,7 +84,7 @@ impl Refs {
     pub fn blobs_after(&self, after: Option<&str>, n: usize) -> Vec<(String, Vec<String>)> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         self.blobs
-            .range::<str, _>((from, Bound::Unbounded))
+            .range::<_, str>((from, Bound::Unbounded))
             .take(n)
             .map(|(sha, ids)| (sha.clone(), ids.iter().cloned().collect()))
             .collect()
@@ -89,6 +93,6 @@ impl Refs {
     /// Up to `n` referenced log chunks after `after` (from the first with `None`).
     pub fn chunks_after(&self, after: Option<&[u8; 32]>, n: usize) -> Vec<[u8; 32]> {
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-        self.chunks.range::<[u8; 32], _>((from, Bound::Unbounded)).take(n).map(|(sha, _)| *sha).collect()
+        self.chunks.range::<_, [u8; 32]>((from, Bound::Unbounded)).take(n).map(|(sha, _)| *sha).collect()
     }
 }

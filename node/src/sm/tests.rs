@@ -2570,3 +2570,37 @@ fn commands_keep_their_places_in_the_encoding() {
     let fence = Fence { worker: "W".into(), epoch: 1 };
     assert_eq!(place(&Command::JobChunk { job: "J".into(), fence, first: None, chunk, max_log_bytes: None }), 25);
 }
+
+/// The state's persistent maps and sets encode byte for byte as the
+/// `BTreeMap`s and `BTreeSet`s they replaced, so a snapshot written before
+/// the change restores after it, and the other way round.
+#[test]
+fn persistent_maps_encode_as_the_btree_maps_they_replaced() {
+    let pairs = [("J2", "b"), ("J1", "a"), ("J3", "c")].map(|(k, v)| (k.to_string(), v.to_string()));
+    let old: BTreeMap<String, String> = pairs.iter().cloned().collect();
+    let new: imbl::OrdMap<String, String> = pairs.iter().cloned().collect();
+    let bytes = codec::encode("map", &old).unwrap();
+    assert_eq!(codec::encode("map", &new).unwrap(), bytes);
+    assert_eq!(codec::decode::<imbl::OrdMap<String, String>>("map", &bytes).unwrap(), new);
+    let old: BTreeSet<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+    let new: imbl::OrdSet<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
+    let bytes = codec::encode("set", &old).unwrap();
+    assert_eq!(codec::encode("set", &new).unwrap(), bytes);
+    assert_eq!(codec::decode::<imbl::OrdSet<String>>("set", &bytes).unwrap(), new);
+}
+
+/// A copy of the state (what a snapshot encodes) is not changed by what
+/// is applied after it, though the two share their maps' nodes.
+#[test]
+fn a_copy_of_the_state_keeps_its_contents_while_the_state_moves_on() {
+    let mut s = world();
+    ok(&mut s, submit_cmd("J1", ALICE, job("linux")));
+    let copy = s.clone();
+    ok(&mut s, submit_cmd("J2", ALICE, job("linux")));
+    ok(&mut s, Command::CancelJob { job: "J1".into(), by: ALICE.into(), time: t(3) });
+    assert_eq!(copy.jobs.keys().collect::<Vec<_>>(), ["J1"]);
+    assert_eq!(copy.jobs["J1"].job.state, JobState::Queued);
+    assert_eq!(copy.queued.iter().collect::<Vec<_>>(), ["J1"]);
+    assert_eq!(s.jobs["J1"].job.state, JobState::Cancelled);
+    assert_eq!(s.queued.iter().collect::<Vec<_>>(), ["J2"]);
+}
