@@ -199,10 +199,11 @@ async fn leader_of(nodes: &[&TestNode], not: Option<u64>) -> usize {
 // ---------------------------------------------------------------------------
 // Raft over the peer link.
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_replicate_and_elect_a_new_leader_when_the_leader_stops() {
+/// Three nodes with certificates from a new CA named `ca`, initialised as
+/// one cluster with the default test tuning.
+async fn three_nodes(ca: &str) -> Vec<TestNode> {
     logs();
-    let ca = ClusterCa::generate("three").unwrap();
+    let ca = ClusterCa::generate(ca).unwrap();
     let config = raft_config(|_| {});
     let mut nodes = Vec::new();
     for id in 1..=3 {
@@ -210,6 +211,12 @@ async fn three_nodes_replicate_and_elect_a_new_leader_when_the_leader_stops() {
     }
     let members: BTreeMap<u64, NodeInfo> = nodes.iter().map(|n| (n.id, n.info())).collect();
     nodes[0].raft.initialize(members).await.unwrap();
+    nodes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_and_elect_a_new_leader_when_the_leader_stops() {
+    let nodes = three_nodes("three").await;
 
     let refs: Vec<&TestNode> = nodes.iter().collect();
     let leader = refs[leader_of(&refs, None).await];
@@ -246,15 +253,7 @@ async fn three_nodes_replicate_and_elect_a_new_leader_when_the_leader_stops() {
 /// leader's disk holds it, and no follower applies an entry before then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_acknowledged_or_applied_before_the_leaders_disk_holds_it() {
-    logs();
-    let ca = ClusterCa::generate("durable").unwrap();
-    let config = raft_config(|_| {});
-    let mut nodes = Vec::new();
-    for id in 1..=3 {
-        nodes.push(TestNode::start(id, &ca, &config, echo()).await);
-    }
-    let members: BTreeMap<u64, NodeInfo> = nodes.iter().map(|n| (n.id, n.info())).collect();
-    nodes[0].raft.initialize(members).await.unwrap();
+    let nodes = three_nodes("durable").await;
     let refs: Vec<&TestNode> = nodes.iter().collect();
     let leader = refs[leader_of(&refs, None).await];
     let followers: Vec<SmStore<Numbers>> = nodes.iter().filter(|n| n.id != leader.id).map(|n| n.sm.clone()).collect();
