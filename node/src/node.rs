@@ -68,7 +68,7 @@ impl Node {
             heartbeat_interval: t.heartbeat_ms,
             election_timeout_min: t.election_timeout_min_ms,
             election_timeout_max: t.election_timeout_max_ms,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(t.snapshot_every_for(config.id)),
             max_in_snapshot_log_to_keep: t.keep_after_snapshot,
             // A snapshot goes in 1 MiB pieces, each of which may take a
             // while to write on a busy follower (openraft's 200 ms default
