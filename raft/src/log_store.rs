@@ -87,14 +87,7 @@ impl LogStore {
         let meta = db.keyspace("raft_meta", KeyspaceCreateOptions::default)?;
         let pending = Arc::new(Mutex::new(BTreeMap::new()));
         let (tx, rx) = mpsc::channel::<Op>();
-        let on_disk = match logs.last_key_value() {
-            Some(guard) => {
-                let (_, v) = guard.into_inner()?;
-                codec::decode::<Entry<TypeConfig>>("raft log entry", &v).ok().map(|e| *e.get_log_id())
-            }
-            None => None,
-        };
-        let durable = crate::Durable::new(on_disk);
+        let durable = crate::Durable::new(last_written(&logs).ok().flatten());
         let flusher = Flusher {
             db: db.clone(),
             logs: logs.clone(),
@@ -175,10 +168,7 @@ impl LogStore {
         if let Some((_, e)) = self.pending.lock().expect("pending lock").last_key_value() {
             return Ok(Some(*e.get_log_id()));
         }
-        let Some(guard) = self.logs.last_key_value() else { return Ok(None) };
-        let (_, v) = guard.into_inner().fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
-        let e: Entry<TypeConfig> = codec::decode("raft log entry", &v).fatal(ErrorSubject::Logs, ErrorVerb::Read)?;
-        Ok(Some(*e.get_log_id()))
+        last_written(&self.logs).fatal(ErrorSubject::Logs, ErrorVerb::Read)
     }
 
     /// Sends an op to the flusher and waits for it.
@@ -253,7 +243,7 @@ impl Flusher {
                 Op::Truncate(from, done) => {
                     let res = self.remove((Bound::Included(from), Bound::Unbounded), true);
                     // What is left on disk ends before `from` now.
-                    match self.last_on_disk() {
+                    match last_written(&self.logs).map_err(|e| e.to_string()) {
                         Ok(last) => self.durable.set(last),
                         Err(e) => self.durable.fail(e.clone()),
                     }
@@ -264,14 +254,6 @@ impl Flusher {
                 }
             }
         }
-    }
-
-    /// The id of the last entry written to the keyspace.
-    fn last_on_disk(&self) -> Result<Option<LogId<NodeId>>, String> {
-        let Some(guard) = self.logs.last_key_value() else { return Ok(None) };
-        let (_, v) = guard.into_inner().map_err(|e| e.to_string())?;
-        let e: Entry<TypeConfig> = codec::decode("raft log entry", &v).map_err(|e| e.to_string())?;
-        Ok(Some(*e.get_log_id()))
     }
 
     /// Writes and syncs a group of appends; gives the id of the last entry
@@ -324,6 +306,15 @@ impl Flusher {
         }
         Ok(())
     }
+}
+
+/// The id of the last entry written to the log keyspace (not counting
+/// appends still pending).
+fn last_written(logs: &Keyspace) -> Result<Option<LogId<NodeId>>, std::io::Error> {
+    let Some(guard) = logs.last_key_value() else { return Ok(None) };
+    let (_, v) = guard.into_inner().map_err(std::io::Error::other)?;
+    let e: Entry<TypeConfig> = codec::decode("raft log entry", &v).map_err(std::io::Error::other)?;
+    Ok(Some(*e.get_log_id()))
 }
 
 fn key(index: u64) -> [u8; 8] {
