@@ -3,8 +3,10 @@
 //! A snapshot copies the state under its lock (applying stops meanwhile)
 //! and encodes the copy outside it. This prints, at each job count, how
 //! long that copy takes, what the first command applied while the copy
-//! is alive costs (it unshares what it touches), and how fast submits
-//! apply at all.
+//! is alive costs (it unshares what it touches), how fast submits apply
+//! at all, and what encoding the copy costs (the snapshot's bytes; the
+//! node does this on a blocking thread, off the async workers) and how
+//! large it is.
 //!
 //! `cargo bench -p bm-node --bench state_copy` (`BM_BENCH_JOBS=100000,450000`
 //! for other job counts).
@@ -49,8 +51,8 @@ fn main() {
     };
     println!("state copy for a snapshot, {} cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
     println!(
-        "{:>9} {:>14} {:>16} {:>22} {:>12}",
-        "jobs", "submits/s", "copy p50 / max", "first apply, copy alive", "copy dropped"
+        "{:>9} {:>14} {:>16} {:>22} {:>12} {:>10} {:>9}",
+        "jobs", "submits/s", "copy p50 / max", "first apply, copy alive", "copy dropped", "encode", "MB"
     );
     for want in counts {
         let started = Instant::now();
@@ -76,13 +78,18 @@ fn main() {
             v[v.len() / 2]
         };
         let max = *copies.iter().max().expect("five copies");
+        let t = Instant::now();
+        let bytes = bm_raft::codec::encode("state snapshot", &s).expect("the state encodes");
+        let encode = t.elapsed();
         println!(
-            "{:>9} {:>14.0} {:>16} {:>22} {:>12}",
+            "{:>9} {:>14.0} {:>16} {:>22} {:>12} {:>10} {:>9.1}",
             s.jobs.len(),
             rate,
             format!("{:.3} / {:.3} ms", ms(med(&mut copies)), ms(max)),
             format!("{:.3} ms", ms(med(&mut firsts))),
             format!("{:.3} ms", ms(med(&mut drops))),
+            format!("{:.0} ms", ms(encode)),
+            bytes.len() as f64 / 1e6,
         );
     }
 }

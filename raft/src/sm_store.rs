@@ -159,6 +159,22 @@ impl<M: Machine> SmStore<M> {
 
 type SnapPair = (SnapshotMeta<NodeId, NodeInfo>, Vec<u8>);
 
+/// Runs `f`, work in proportion to the whole state (encoding, decoding,
+/// writing or reading a snapshot), on Tokio's blocking threads. On a
+/// runtime worker it would stop every task queued behind it on that
+/// worker for as long (on two cores, half the node), Raft's heartbeats
+/// among them. A panic in `f` goes on in the caller.
+async fn off_workers<T: Send + 'static>(
+    subject: ErrorSubject<NodeId>,
+    f: impl FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
+) -> Result<T, StorageError<NodeId>> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(StorageIOError::new(subject, ErrorVerb::Write, openraft::AnyError::new(&e)).into()),
+    }
+}
+
 fn read_snapshot(snaps: &Keyspace) -> Result<Option<SnapPair>, StorageError<NodeId>> {
     let subject = ErrorSubject::Snapshot(None);
     let Some(meta) = snaps.get(SNAP_META).fatal(subject.clone(), ErrorVerb::Read)? else {
@@ -202,12 +218,21 @@ impl<M: Machine> RaftSnapshotBuilder<TypeConfig> for SmStore<M> {
             (meta, machine)
         };
         let copied = started.elapsed();
-        let data = machine.snapshot().map_err(|e| {
-            StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, openraft::AnyError::new(&e))
-        })?;
-        drop(machine);
-        let encoded = started.elapsed();
-        self.save_snapshot(&meta, &data)?;
+        // Encoding and saving take time in proportion to the state
+        // (encoding alone 1.1 s at 450,000 jobs, docs/benchmarks.md): on a
+        // blocking thread, so that no runtime worker, and no task waiting
+        // on one, stands still meanwhile.
+        let store = self.clone();
+        let (meta, data, encoded) = off_workers(ErrorSubject::Snapshot(None), move || {
+            let data = machine.snapshot().map_err(|e| {
+                StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, openraft::AnyError::new(&e))
+            })?;
+            drop(machine);
+            let encoded = started.elapsed();
+            store.save_snapshot(&meta, &data)?;
+            Ok((meta, data, encoded))
+        })
+        .await?;
         tracing::info!(
             snapshot = %meta.snapshot_id,
             bytes = data.len(),
@@ -287,8 +312,13 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
-        let machine = restore::<M>(meta, &data)?;
-        self.save_snapshot(meta, &data)?;
+        let (store, owned_meta) = (self.clone(), meta.clone());
+        let machine = off_workers(ErrorSubject::Snapshot(Some(meta.signature())), move || {
+            let machine = restore::<M>(&owned_meta, &data)?;
+            store.save_snapshot(&owned_meta, &data)?;
+            Ok(machine)
+        })
+        .await?;
         {
             let (_held, mut inner) = self.write();
             inner.machine = machine;
@@ -300,7 +330,9 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(read_snapshot(&self.snaps)?.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
+        let snaps = self.snaps.clone();
+        let found = off_workers(ErrorSubject::Snapshot(None), move || read_snapshot(&snaps)).await?;
+        Ok(found.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }
 
@@ -350,5 +382,45 @@ mod tests {
         sm.applied_state().await.unwrap();
         sm.build_snapshot().await.unwrap();
         sm.read(|_| ());
+    }
+
+    /// A state whose encoding waits until another task of the runtime
+    /// opens its gate: it can finish only if encoding leaves the
+    /// runtime's threads free.
+    #[derive(Clone, Default)]
+    struct Gated(Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+    impl Machine for Gated {
+        fn apply(&mut self, _index: u64, _command: &[u8]) -> Result<Vec<u8>, MachineError> {
+            Ok(Vec::new())
+        }
+        fn snapshot(&self) -> Result<Vec<u8>, MachineError> {
+            let (open, cv) = &*self.0;
+            let open = open.lock().unwrap();
+            let (open, _) = cv.wait_timeout_while(open, std::time::Duration::from_secs(10), |o| !*o).unwrap();
+            match *open {
+                true => Ok(b"state".to_vec()),
+                false => Err(MachineError("the snapshot was encoded on the runtime's only thread".into())),
+            }
+        }
+        fn restore(_bytes: &[u8]) -> Result<Self, MachineError> {
+            Ok(Gated::default())
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn building_a_snapshot_leaves_the_runtime_free_for_other_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder(dir.path()).open().unwrap();
+        let mut sm = SmStore::<Gated>::open(&db).unwrap();
+        let gate = sm.read(|m| m.0.clone());
+        tokio::spawn(async move {
+            *gate.0.lock().unwrap() = true;
+            gate.1.notify_all();
+        });
+        let snap = sm.build_snapshot().await.expect("encoded while the other task ran");
+        assert_eq!(snap.snapshot.into_inner(), b"state");
+        let kept = sm.get_current_snapshot().await.unwrap().expect("the snapshot was saved");
+        assert_eq!(kept.snapshot.into_inner(), b"state");
     }
 }
