@@ -163,15 +163,17 @@ type SnapPair = (SnapshotMeta<NodeId, NodeInfo>, Vec<u8>);
 /// writing or reading a snapshot), on Tokio's blocking threads. On a
 /// runtime worker it would stop every task queued behind it on that
 /// worker for as long (on two cores, half the node), Raft's heartbeats
-/// among them. A panic in `f` goes on in the caller.
+/// among them. A panic in `f` goes on in the caller; a task cancelled by
+/// the runtime's shutdown is a storage error on `subject` and `verb`.
 async fn off_workers<T: Send + 'static>(
     subject: ErrorSubject<NodeId>,
+    verb: ErrorVerb,
     f: impl FnOnce() -> Result<T, StorageError<NodeId>> + Send + 'static,
 ) -> Result<T, StorageError<NodeId>> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(StorageIOError::new(subject, ErrorVerb::Write, openraft::AnyError::new(&e)).into()),
+        Err(e) => Err(StorageIOError::new(subject, verb, openraft::AnyError::new(&e)).into()),
     }
 }
 
@@ -223,7 +225,7 @@ impl<M: Machine> RaftSnapshotBuilder<TypeConfig> for SmStore<M> {
         // blocking thread, so that no runtime worker, and no task waiting
         // on one, stands still meanwhile.
         let store = self.clone();
-        let (meta, data, encoded) = off_workers(ErrorSubject::Snapshot(None), move || {
+        let (meta, data, encoded) = off_workers(ErrorSubject::Snapshot(None), ErrorVerb::Write, move || {
             let data = machine.snapshot().map_err(|e| {
                 StorageIOError::new(ErrorSubject::Snapshot(None), ErrorVerb::Write, openraft::AnyError::new(&e))
             })?;
@@ -313,7 +315,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
         let (store, owned_meta) = (self.clone(), meta.clone());
-        let machine = off_workers(ErrorSubject::Snapshot(Some(meta.signature())), move || {
+        let machine = off_workers(ErrorSubject::Snapshot(Some(meta.signature())), ErrorVerb::Write, move || {
             let machine = restore::<M>(&owned_meta, &data)?;
             store.save_snapshot(&owned_meta, &data)?;
             Ok(machine)
@@ -331,7 +333,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for SmStore<M> {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
         let snaps = self.snaps.clone();
-        let found = off_workers(ErrorSubject::Snapshot(None), move || read_snapshot(&snaps)).await?;
+        let found = off_workers(ErrorSubject::Snapshot(None), ErrorVerb::Read, move || read_snapshot(&snaps)).await?;
         Ok(found.map(|(meta, data)| Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }))
     }
 }

@@ -51,7 +51,7 @@ pub enum Principal {
 /// (`imbl::OrdMap`, `imbl::OrdSet`): a copy shares their tree nodes until
 /// either side changes one, so the copy a snapshot takes under the state's
 /// lock costs the same at 1,000 jobs as at 1,000,000 (a `BTreeMap` copy
-/// took 250-320 ms at 450,000 jobs, all of it with applying stopped).
+/// took 411-444 ms at 450,000 jobs, all of it with applying stopped).
 /// They encode exactly as `BTreeMap` and `BTreeSet` do, so snapshots are
 /// unchanged.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
